@@ -1,0 +1,417 @@
+//! The [`Dispatcher`]: subscribe, unsubscribe, search, and fan events out to plugins.
+//!
+//! ```text
+//! dispatch: Event --> store.matching(pair, template)
+//!                 --> one PreparedNotification (token, body serialised once)
+//!                 --> Notifier::notify per endpoint, at most `max_in_flight` at once
+//!                 --> DispatchReport (delivered / failed / panicked, per endpoint)
+//! ```
+//!
+//! Delivery is fire-and-forget, as in BioT: a plugin that fails, hangs or panics never
+//! affects the others, and nothing is retried. The report says what happened. The
+//! futures are `Send`, so a host can spawn a dispatch and move on; dropping a dispatch
+//! future cancels the deliveries it has not finished.
+
+use std::any::Any;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::{FutureExt, StreamExt};
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use crate::catalog::EventType;
+use crate::endpoint::EndpointPolicy;
+use crate::error::{BoxError, Error};
+use crate::notification::{Event, PreparedNotification};
+use crate::notifier::{DeliveryError, Notifier};
+use crate::search::{Page, SearchRequest};
+use crate::store::SubscriptionStore;
+use crate::subscription::{SubscribeRequest, Subscription, UnsubscribeRequest};
+
+/// How many deliveries of one event run at once unless configured otherwise.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
+/// Supplies the `jwt` put in each event's notification: BioT sends a service token
+/// with scope `ACTION_NOTIFICATION`, which plugins verify against the platform's key.
+///
+/// Called once per dispatched event that has at least one subscriber.
+#[async_trait]
+pub trait TokenProvider: fmt::Debug + Send + Sync + 'static {
+    /// The token for the notification of `event`.
+    ///
+    /// # Errors
+    /// Any failure; the dispatch then fails with [`Error::TokenProvider`] before
+    /// anything is sent.
+    async fn token(&self, event: &Event) -> Result<String, BoxError>;
+}
+
+/// The notification dispatcher. Cheap to clone: clones share the store, notifier and options.
+///
+/// ```
+/// # futures_util::FutureExt::now_or_never(async {
+/// use async_trait::async_trait;
+/// use biot_notifications::notification::{Event, PreparedNotification};
+/// use biot_notifications::notifier::{DeliveryError, Notifier};
+/// use biot_notifications::store::InMemoryStore;
+/// use biot_notifications::{Action, Dispatcher, Endpoint, EntityType, EventType, SubscribeRequest};
+///
+/// #[derive(Debug)]
+/// struct Accepting;
+///
+/// #[async_trait]
+/// impl Notifier for Accepting {
+///     async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
+///         Ok(())
+///     }
+/// }
+///
+/// let dispatcher = Dispatcher::new(InMemoryStore::new(), Accepting);
+/// dispatcher
+///     .subscribe(&SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook"))
+///     .await?;
+///
+/// let created = EventType::new(EntityType::Patient, Action::Create)?;
+/// let report = dispatcher.dispatch(&Event::new(created, serde_json::json!({"_id": "p-1"}))).await?;
+/// assert_eq!(report.delivered(), 1);
+/// # Ok::<(), biot_notifications::Error>(())
+/// # }).unwrap().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn SubscriptionStore>,
+    notifier: Arc<dyn Notifier>,
+    policy: EndpointPolicy,
+    max_in_flight: NonZeroUsize,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("store", &self.inner.store)
+            .field("notifier", &self.inner.notifier)
+            .field("policy", &self.inner.policy)
+            .field("max_in_flight", &self.inner.max_in_flight)
+            .field("token_provider", &self.inner.token_provider)
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher with the default options: strict endpoint policy,
+    /// [`DEFAULT_MAX_IN_FLIGHT`] deliveries at once, no token.
+    pub fn new(store: impl SubscriptionStore, notifier: impl Notifier) -> Self {
+        Self::builder(Arc::new(store), Arc::new(notifier)).build()
+    }
+
+    /// A builder for a dispatcher with other options, over shared trait objects.
+    pub fn builder(
+        store: Arc<dyn SubscriptionStore>,
+        notifier: Arc<dyn Notifier>,
+    ) -> DispatcherBuilder {
+        DispatcherBuilder {
+            store,
+            notifier,
+            policy: EndpointPolicy::default(),
+            max_in_flight: NonZeroUsize::new(DEFAULT_MAX_IN_FLIGHT)
+                .expect("the default is not zero"),
+            token_provider: None,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SubscriptionStore> {
+        &self.inner.store
+    }
+
+    /// The endpoint policy subscriptions are checked against.
+    pub fn endpoint_policy(&self) -> &EndpointPolicy {
+        &self.inner.policy
+    }
+
+    /// Validates and stores a subscription; returns it with its new id.
+    ///
+    /// # Errors
+    /// Validation errors ([`Error::InvalidEntityType`], [`Error::InvalidAction`],
+    /// [`Error::InvalidEndpoint`], [`Error::InvalidAttribute`]), [`Error::AlreadyExists`],
+    /// or the store's failure.
+    pub async fn subscribe(&self, request: &SubscribeRequest) -> Result<Subscription, Error> {
+        let key = request.validate(&self.inner.policy)?;
+        let subscription = Subscription::new(key);
+        self.inner.store.insert(subscription.clone()).await?;
+        Ok(subscription)
+    }
+
+    /// Removes the subscription the request names; returns it.
+    ///
+    /// The endpoint is normalised but not held to the endpoint policy, so a
+    /// subscription stays removable after the policy is tightened.
+    ///
+    /// # Errors
+    /// Validation errors, [`Error::NotFound`], or the store's failure.
+    pub async fn unsubscribe(&self, request: &UnsubscribeRequest) -> Result<Subscription, Error> {
+        let key = request.key()?;
+        self.inner.store.remove(&key).await
+    }
+
+    /// One page of the subscriptions matching a BioT search request.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
+        self.inner.store.search(request).await
+    }
+
+    /// Notifies every plugin subscribed to the event, and reports what happened.
+    ///
+    /// One notification is built and serialised for the event and shared by all
+    /// deliveries. Failed, hanging or panicking deliveries are recorded in the report;
+    /// they are not errors of the dispatch.
+    ///
+    /// # Errors
+    /// Only when nothing could be sent: the store's lookup failed, or the token
+    /// provider did ([`Error::TokenProvider`]).
+    pub async fn dispatch(&self, event: &Event) -> Result<DispatchReport, Error> {
+        let event_type = event.event_type();
+        let subscriptions = self
+            .inner
+            .store
+            .matching(event_type, event.template_name())
+            .await?;
+        if subscriptions.is_empty() {
+            return Ok(DispatchReport {
+                event_type,
+                deliveries: Vec::new(),
+            });
+        }
+        let jwt = match &self.inner.token_provider {
+            Some(provider) => Some(
+                provider
+                    .token(event)
+                    .await
+                    .map_err(|source| Error::TokenProvider { source })?,
+            ),
+            None => None,
+        };
+        let notification = event.prepare(jwt);
+        let deliveries = self.deliver_all(subscriptions, &notification).await;
+        Ok(DispatchReport {
+            event_type,
+            deliveries,
+        })
+    }
+
+    async fn deliver_all(
+        &self,
+        subscriptions: Vec<Arc<Subscription>>,
+        notification: &PreparedNotification,
+    ) -> Vec<Delivery> {
+        let notifier = &*self.inner.notifier;
+        futures_util::stream::iter(subscriptions)
+            .map(|subscription| async move {
+                let started = Instant::now();
+                let attempt =
+                    AssertUnwindSafe(notifier.notify(subscription.endpoint(), notification))
+                        .catch_unwind()
+                        .await;
+                let outcome = match attempt {
+                    Ok(Ok(())) => DeliveryOutcome::Delivered,
+                    Ok(Err(error)) => DeliveryOutcome::Failed(error),
+                    Err(panic) => DeliveryOutcome::Panicked(panic_message(panic.as_ref())),
+                };
+                Delivery {
+                    subscription,
+                    outcome,
+                    duration: started.elapsed(),
+                }
+            })
+            .buffer_unordered(self.inner.max_in_flight.get())
+            .collect()
+            .await
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the notifier panicked".to_owned())
+}
+
+/// Options for a [`Dispatcher`]; from [`Dispatcher::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct DispatcherBuilder {
+    store: Arc<dyn SubscriptionStore>,
+    notifier: Arc<dyn Notifier>,
+    policy: EndpointPolicy,
+    max_in_flight: NonZeroUsize,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+}
+
+impl DispatcherBuilder {
+    /// Which endpoints subscriptions may name (default: [`EndpointPolicy::default`], strict).
+    pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How many deliveries of one event may run at once (default [`DEFAULT_MAX_IN_FLIGHT`]).
+    pub fn max_in_flight(mut self, max_in_flight: NonZeroUsize) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// Where the `jwt` of each notification comes from (default: none is sent).
+    pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.token_provider = Some(provider);
+        self
+    }
+
+    /// The dispatcher.
+    pub fn build(self) -> Dispatcher {
+        Dispatcher {
+            inner: Arc::new(Inner {
+                store: self.store,
+                notifier: self.notifier,
+                policy: self.policy,
+                max_in_flight: self.max_in_flight,
+                token_provider: self.token_provider,
+            }),
+        }
+    }
+}
+
+/// What happened to one event: one [`Delivery`] per subscribed endpoint.
+///
+/// Serialises (for logs and the example server) as
+/// `{"entityTypeName", "actionName", "matched", "delivered", "failed", "deliveries": [...]}`.
+#[derive(Debug)]
+pub struct DispatchReport {
+    event_type: EventType,
+    deliveries: Vec<Delivery>,
+}
+
+impl DispatchReport {
+    /// The event's pair.
+    pub fn event_type(&self) -> EventType {
+        self.event_type
+    }
+
+    /// Every delivery, in the order they finished.
+    pub fn deliveries(&self) -> &[Delivery] {
+        &self.deliveries
+    }
+
+    /// How many subscriptions matched the event.
+    pub fn matched(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    /// How many deliveries succeeded.
+    pub fn delivered(&self) -> usize {
+        self.deliveries.iter().filter(|d| d.is_delivered()).count()
+    }
+
+    /// The deliveries that did not succeed (failed or panicked).
+    pub fn failures(&self) -> impl Iterator<Item = &Delivery> {
+        self.deliveries.iter().filter(|d| !d.is_delivered())
+    }
+}
+
+impl Serialize for DispatchReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut report = serializer.serialize_struct("DispatchReport", 6)?;
+        report.serialize_field("entityTypeName", &self.event_type.entity_type())?;
+        report.serialize_field("actionName", &self.event_type.action())?;
+        report.serialize_field("matched", &self.matched())?;
+        report.serialize_field("delivered", &self.delivered())?;
+        report.serialize_field("failed", &(self.matched() - self.delivered()))?;
+        report.serialize_field("deliveries", &self.deliveries)?;
+        report.end()
+    }
+}
+
+/// One attempt to notify one subscribed endpoint.
+#[derive(Debug)]
+pub struct Delivery {
+    subscription: Arc<Subscription>,
+    outcome: DeliveryOutcome,
+    duration: Duration,
+}
+
+impl Delivery {
+    /// The subscription the notification was for.
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
+    }
+
+    /// What happened.
+    pub fn outcome(&self) -> &DeliveryOutcome {
+        &self.outcome
+    }
+
+    /// How long the notifier took.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Whether the plugin got the notification.
+    pub fn is_delivered(&self) -> bool {
+        matches!(self.outcome, DeliveryOutcome::Delivered)
+    }
+}
+
+impl Serialize for Delivery {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (outcome, error) = match &self.outcome {
+            DeliveryOutcome::Delivered => ("delivered", None),
+            DeliveryOutcome::Failed(error) => ("failed", Some(error.to_string())),
+            DeliveryOutcome::Panicked(message) => ("panicked", Some(message.clone())),
+        };
+        let mut delivery = serializer.serialize_struct("Delivery", 5)?;
+        delivery.serialize_field("subscriptionId", &self.subscription.id())?;
+        delivery.serialize_field("endpoint", self.subscription.endpoint())?;
+        delivery.serialize_field("outcome", outcome)?;
+        if let Some(error) = error {
+            delivery.serialize_field("error", &error)?;
+        } else {
+            delivery.skip_field("error")?;
+        }
+        delivery.serialize_field("durationMs", &(self.duration.as_secs_f64() * 1000.0))?;
+        delivery.end()
+    }
+}
+
+/// The outcome of one delivery.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DeliveryOutcome {
+    /// The notifier reported success.
+    Delivered,
+    /// The notifier reported a failure.
+    Failed(DeliveryError),
+    /// The notifier panicked; the panic's message, when it had one.
+    Panicked(String),
+}
+
+impl fmt::Display for DeliveryOutcome {
+    /// `delivered`, `failed: <why>` or `panicked: <message>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryOutcome::Delivered => f.write_str("delivered"),
+            DeliveryOutcome::Failed(error) => write!(f, "failed: {error}"),
+            DeliveryOutcome::Panicked(message) => write!(f, "panicked: {message}"),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! # biot-notifications
+//!
+//! The core of BioT's notification-plugin dispatcher, as a library.
+//!
+//! When a BioT service acts on an entity (a patient is created, a device certificate
+//! is revoked, a usage session is paused remotely), every plugin that subscribed to
+//! that `(entity type, action)` pair is notified: the dispatcher POSTs a notification
+//! to the plugin's endpoint and does not wait on the result. This crate owns that
+//! domain: typed [`EntityType`] / [`Action`] names, validated [`Subscription`]s, the
+//! endpoint policy that keeps plugins from pointing the dispatcher at internal
+//! networks, and BioT's wire formats. Transport and persistence plug in through traits.
+//!
+//! ```
+//! use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
+//!
+//! let body = br#"{"entityTypeName":"device","actionName":"_revokeCertificate",
+//!                 "endpoint":"https://plugin.example.com/certs"}"#;
+//! let key = SubscribeRequest::from_json(body)?.validate(&EndpointPolicy::default())?;
+//! let subscription = Subscription::new(key);
+//! assert_eq!(subscription.endpoint().as_str(), "https://plugin.example.com/certs");
+//!
+//! // Mistakes come back as BioT error codes with hints.
+//! let err = SubscribeRequest::new("usageSession", "_create", "https://plugin.example.com/")
+//!     .validate(&EndpointPolicy::default())
+//!     .unwrap_err();
+//! assert_eq!(err.code(), "INVALID_ENTITY_TYPE_NAME");
+//! assert!(err.to_string().contains("did you mean `usage-session`?"));
+//! # Ok::<(), biot_notifications::Error>(())
+//! ```
+//!
+//! ## Features
+//!
+//! | feature   | what it adds |
+//! |-----------|--------------|
+//! | `testkit` | a public conformance suite for [`SubscriptionStore`] backends |
+//!
+//! No feature is on by default: a host that brings its own transport compiles no
+//! HTTP client, server or database driver.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod catalog;
+pub mod dispatcher;
+pub mod endpoint;
+pub mod error;
+pub mod notification;
+pub mod notifier;
+pub mod search;
+pub mod store;
+pub mod subscription;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use catalog::{Action, EntityType, EventType};
+pub use dispatcher::{DispatchReport, Dispatcher, TokenProvider};
+pub use endpoint::{non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection};
+pub use error::{BoxError, Error, Result};
+pub use notification::{Event, Notification};
+pub use notifier::Notifier;
+pub use search::{Page, SearchRequest};
+pub use store::{InMemoryStore, SubscriptionStore};
+pub use subscription::{
+    SubscribeRequest, Subscription, SubscriptionKey, TemplateName, UnsubscribeRequest,
+};
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,115 @@
+//! Delivery: the [`Notifier`] trait, which takes one notification to one endpoint.
+//!
+//! The dispatcher prepares a notification once per event
+//! ([`PreparedNotification`]: body serialised, trace context chosen) and hands the same
+//! one to the notifier for every subscribed endpoint. A notifier that speaks HTTP turns
+//! it into a request with [`PreparedNotification::to_request`].
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use biot_notifications::notification::PreparedNotification;
+//! use biot_notifications::notifier::{DeliveryError, Notifier};
+//! use biot_notifications::Endpoint;
+//!
+//! /// Prints what each plugin would receive instead of sending it.
+//! #[derive(Debug)]
+//! struct PrintingNotifier;
+//!
+//! #[async_trait]
+//! impl Notifier for PrintingNotifier {
+//!     async fn notify(&self, endpoint: &Endpoint, notification: &PreparedNotification) -> Result<(), DeliveryError> {
+//!         let request = notification.to_request(endpoint);
+//!         println!("{} {} ({} bytes)", request.method(), request.uri(), request.body().len());
+//!         Ok(())
+//!     }
+//! }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+// `::http`: the `http` below is our module, the crate is meant here.
+use ::http::StatusCode;
+
+use crate::endpoint::{Endpoint, EndpointRejection};
+use crate::error::BoxError;
+use crate::notification::PreparedNotification;
+
+
+/// Delivers notifications to plugin endpoints.
+///
+/// Called concurrently, once per subscribed endpoint per event. The dispatcher never
+/// retries (BioT does not); a notifier that wants retries does them inside `notify`.
+/// A notifier must not assume it is awaited to completion: a host may drop a dispatch
+/// (for example on a timeout), which cancels the deliveries still running.
+#[async_trait]
+pub trait Notifier: fmt::Debug + Send + Sync + 'static {
+    /// Delivers `notification` to `endpoint`.
+    ///
+    /// # Errors
+    /// A [`DeliveryError`] saying why the plugin did not get it; the dispatcher records
+    /// it in the [`DispatchReport`](crate::dispatcher::DispatchReport).
+    async fn notify(
+        &self,
+        endpoint: &Endpoint,
+        notification: &PreparedNotification,
+    ) -> Result<(), DeliveryError>;
+}
+
+macro_rules! forward_notifier {
+    ($($pointer:ident),+) => {$(
+        #[async_trait]
+        impl<T: Notifier + ?Sized> Notifier for $pointer<T> {
+            async fn notify(
+                &self,
+                endpoint: &Endpoint,
+                notification: &PreparedNotification,
+            ) -> Result<(), DeliveryError> {
+                (**self).notify(endpoint, notification).await
+            }
+        }
+    )+};
+}
+
+forward_notifier!(Arc, Box);
+
+/// Why a notification did not reach a plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The plugin answered with a status other than 2xx.
+    #[error("the endpoint answered {status}")]
+    Status {
+        /// The status it answered with.
+        status: StatusCode,
+    },
+
+    /// The endpoint, or an address its host resolved to, is refused by the endpoint policy.
+    #[error("the endpoint was refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: EndpointRejection,
+    },
+
+    /// The plugin did not answer in time.
+    #[error("the delivery timed out")]
+    Timeout,
+
+    /// The plugin could not be reached or the exchange failed; the source says how.
+    #[error("the delivery failed")]
+    Transport {
+        /// The transport's own error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl DeliveryError {
+    /// Wraps a transport's error.
+    pub fn transport(source: impl Into<BoxError>) -> Self {
+        DeliveryError::Transport {
+            source: source.into(),
+        }
+    }
+}

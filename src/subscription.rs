@@ -1,0 +1,561 @@
+//! Subscriptions: the wire requests plugins send, and the validated [`Subscription`].
+//!
+//! ```text
+//! bytes --SubscribeRequest::from_json--> SubscribeRequest --validate(policy)--> SubscriptionKey --> Subscription::new
+//! ```
+//!
+//! A [`Subscription`] can only be built from a [`SubscriptionKey`], and a key only
+//! through validation, also when deserialised, so a store can never hand back an
+//! invalid one.
+//!
+//! ```
+//! use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
+//!
+//! let request = SubscribeRequest::from_json(br#"{
+//!     "entityTypeName": "patient",
+//!     "actionName": "create",
+//!     "endpoint": "https://Plugins.Example.com:443/on-patient",
+//!     "templateName": "adultPatient"
+//! }"#)?;
+//! let key = request.validate(&EndpointPolicy::default())?;
+//! let subscription = Subscription::new(key);
+//!
+//! // The wire form is BioT's `SubscribeResponse`: canonical names, normalised endpoint, an id.
+//! let json = serde_json::to_value(&subscription).unwrap();
+//! assert_eq!(json["actionName"], "_create");
+//! assert_eq!(json["endpoint"], "https://plugins.example.com/on-patient");
+//! assert!(json["id"].is_string());
+//! # Ok::<(), biot_notifications::Error>(())
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::catalog::{Action, EntityType, EventType};
+use crate::endpoint::{Endpoint, EndpointPolicy};
+use crate::error::{echo, Error};
+
+/// The longest template name accepted, in bytes. BioT template names are short
+/// identifiers; anything longer is a mistake or an attack.
+pub const MAX_TEMPLATE_NAME_LEN: usize = 256;
+
+/// The body of `POST .../subscribe`, as a plugin sends it.
+///
+/// Fields hold the raw strings; nothing is checked until [`validate`](Self::validate).
+/// Use [`from_json`](Self::from_json) to parse a body with errors that name the
+/// offending attribute (plain serde works too, with serde's own messages).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeRequest {
+    /// The entity type, e.g. `patient`.
+    pub entity_type_name: String,
+    /// The action, e.g. `_create` (or bare `create`).
+    pub action_name: String,
+    /// Where notifications are POSTed.
+    pub endpoint: String,
+    /// Narrows the subscription to entities of this template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+}
+
+/// The body of `POST .../unsubscribe`: the same fields as [`SubscribeRequest`],
+/// naming the subscription to remove.
+pub type UnsubscribeRequest = SubscribeRequest;
+
+impl SubscribeRequest {
+    /// A request for the given names, with no template.
+    pub fn new(
+        entity_type_name: impl Into<String>,
+        action_name: impl Into<String>,
+        endpoint: impl Into<String>,
+    ) -> Self {
+        SubscribeRequest {
+            entity_type_name: entity_type_name.into(),
+            action_name: action_name.into(),
+            endpoint: endpoint.into(),
+            template_name: None,
+        }
+    }
+
+    /// The same request narrowed to entities of `template_name`.
+    pub fn with_template(mut self, template_name: impl Into<String>) -> Self {
+        self.template_name = Some(template_name.into());
+        self
+    }
+
+    /// Parses a JSON body, reporting a missing, null, empty or wrongly typed
+    /// attribute by name.
+    ///
+    /// # Errors
+    /// [`Error::MalformedBody`] for bytes that are not one JSON object,
+    /// [`Error::MissingAttribute`] and [`Error::InvalidAttribute`] for bad fields.
+    pub fn from_json(body: &[u8]) -> Result<Self, Error> {
+        // serde would also read a struct from a JSON array; BioT's bodies are objects.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Error::MalformedBody {
+                reason: "the body must be a JSON object".to_owned(),
+            });
+        }
+        let raw: RawRequest<'_> =
+            serde_json::from_slice(body).map_err(|e| Error::MalformedBody {
+                reason: malformed_reason(&e),
+            })?;
+        Ok(SubscribeRequest {
+            entity_type_name: raw.entity_type_name.mandatory("entityTypeName")?,
+            action_name: raw.action_name.mandatory("actionName")?,
+            endpoint: raw.endpoint.mandatory("endpoint")?,
+            template_name: raw.template_name.optional("templateName")?,
+        })
+    }
+
+    /// Validates the request for subscribing: names, endpoint under `policy`, template.
+    ///
+    /// # Errors
+    /// The first problem found, checking entity type, action, endpoint, then template.
+    pub fn validate(&self, policy: &EndpointPolicy) -> Result<SubscriptionKey, Error> {
+        let event_type = EventType::parse(&self.entity_type_name, &self.action_name)?;
+        let endpoint = policy.validate(&self.endpoint)?;
+        let template_name = self
+            .template_name
+            .as_deref()
+            .map(TemplateName::new)
+            .transpose()?;
+        Ok(SubscriptionKey {
+            event_type,
+            endpoint,
+            template_name,
+        })
+    }
+
+    /// The identity this request names, checking structure only (no endpoint policy).
+    ///
+    /// Unsubscribing uses this, so a subscription stays removable even after the
+    /// policy was tightened.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate), without the policy's checks.
+    pub fn key(&self) -> Result<SubscriptionKey, Error> {
+        let event_type = EventType::parse(&self.entity_type_name, &self.action_name)?;
+        let endpoint = Endpoint::parse(&self.endpoint)
+            .map_err(|reason| Error::invalid_endpoint(&self.endpoint, reason))?;
+        let template_name = self
+            .template_name
+            .as_deref()
+            .map(TemplateName::new)
+            .transpose()?;
+        Ok(SubscriptionKey {
+            event_type,
+            endpoint,
+            template_name,
+        })
+    }
+}
+
+/// A template name: non-empty, at most [`MAX_TEMPLATE_NAME_LEN`] bytes, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TemplateName(Box<str>);
+
+impl TemplateName {
+    /// Validates a template name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAttribute`] for `templateName`, saying why.
+    pub fn new(name: &str) -> Result<Self, Error> {
+        let reason = if name.trim().is_empty() {
+            "it must not be empty"
+        } else if name.len() > MAX_TEMPLATE_NAME_LEN {
+            "it is longer than 256 bytes"
+        } else if name.chars().any(char::is_control) {
+            "it contains control characters"
+        } else if name.trim() != name {
+            "it has leading or trailing whitespace"
+        } else {
+            return Ok(TemplateName(name.into()));
+        };
+        Err(Error::InvalidAttribute {
+            attribute: "templateName",
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TemplateName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for TemplateName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for TemplateName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TemplateName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = Cow::<'de, str>::deserialize(deserializer)?;
+        TemplateName::new(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What identifies a subscription: `(entityTypeName, actionName, endpoint, templateName)`,
+/// with the endpoint normalised, so two spellings of one URL are one key.
+///
+/// Serialises as the request shape (BioT's `SUBSCRIBER_NOT_FOUND` details).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "SubscribeRequest", into = "SubscribeRequest")]
+pub struct SubscriptionKey {
+    event_type: EventType,
+    endpoint: Endpoint,
+    template_name: Option<TemplateName>,
+}
+
+impl SubscriptionKey {
+    /// A key from already-validated parts.
+    pub fn new(
+        event_type: EventType,
+        endpoint: Endpoint,
+        template_name: Option<TemplateName>,
+    ) -> Self {
+        SubscriptionKey {
+            event_type,
+            endpoint,
+            template_name,
+        }
+    }
+
+    /// The `(entity type, action)` pair.
+    pub fn event_type(&self) -> EventType {
+        self.event_type
+    }
+
+    /// The entity type.
+    pub fn entity_type(&self) -> EntityType {
+        self.event_type.entity_type()
+    }
+
+    /// The action.
+    pub fn action(&self) -> Action {
+        self.event_type.action()
+    }
+
+    /// The normalised endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The template the subscription is narrowed to, if any.
+    pub fn template_name(&self) -> Option<&TemplateName> {
+        self.template_name.as_ref()
+    }
+}
+
+impl fmt::Display for SubscriptionKey {
+    /// `patient/_create -> https://plugin.example/hook [template adultPatient]`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.event_type, self.endpoint)?;
+        if let Some(template) = &self.template_name {
+            write!(f, " [template {template}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<SubscriptionKey> for SubscribeRequest {
+    fn from(key: SubscriptionKey) -> Self {
+        SubscribeRequest {
+            entity_type_name: key.entity_type().as_str().to_owned(),
+            action_name: key.action().as_str().to_owned(),
+            endpoint: key.endpoint.into_string(),
+            template_name: key.template_name.map(|t| t.0.into()),
+        }
+    }
+}
+
+impl TryFrom<SubscribeRequest> for SubscriptionKey {
+    type Error = Error;
+
+    /// Structural validation, as [`SubscribeRequest::key`].
+    fn try_from(request: SubscribeRequest) -> Result<Self, Error> {
+        request.key()
+    }
+}
+
+/// A validated subscription, as kept by a store and returned by the API.
+///
+/// Serialises as BioT's `SubscribeResponse`:
+/// `{id, entityTypeName, actionName, endpoint, templateName?}`, plus `creationTime`
+/// (RFC 3339), which stores need for BioT's default newest-first order.
+/// Deserialising validates every field (structure only: the endpoint policy is the
+/// dispatcher's business at subscribe time, and the transport's at delivery).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SubscriptionWire", into = "SubscriptionWire")]
+pub struct Subscription {
+    id: Uuid,
+    key: SubscriptionKey,
+    created_at: OffsetDateTime,
+}
+
+impl Subscription {
+    /// A new subscription for `key`, with a fresh random id, created now.
+    pub fn new(key: SubscriptionKey) -> Self {
+        Subscription {
+            id: Uuid::new_v4(),
+            key,
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// A subscription restored from storage, with its original id and creation time.
+    pub fn from_parts(id: Uuid, key: SubscriptionKey, created_at: OffsetDateTime) -> Self {
+        Subscription {
+            id,
+            key,
+            created_at,
+        }
+    }
+
+    /// The subscription's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The id by reference, for indexes keyed by id.
+    pub(crate) fn id_ref(&self) -> &Uuid {
+        &self.id
+    }
+
+    /// The identity of this subscription.
+    pub fn key(&self) -> &SubscriptionKey {
+        &self.key
+    }
+
+    /// The `(entity type, action)` pair.
+    pub fn event_type(&self) -> EventType {
+        self.key.event_type
+    }
+
+    /// The normalised endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.key.endpoint
+    }
+
+    /// The template the subscription is narrowed to, if any.
+    pub fn template_name(&self) -> Option<&TemplateName> {
+        self.key.template_name.as_ref()
+    }
+
+    /// When the subscription was created.
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    /// Whether an event of `event_type` on an entity of `template` reaches this subscription.
+    pub fn matches(&self, event_type: EventType, template: Option<&str>) -> bool {
+        self.key.event_type == event_type
+            && match &self.key.template_name {
+                None => true,
+                Some(wanted) => template == Some(wanted.as_str()),
+            }
+    }
+}
+
+/// The serde shape of a [`Subscription`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionWire {
+    entity_type_name: String,
+    action_name: String,
+    endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    template_name: Option<String>,
+    id: Uuid,
+    /// Absent in BioT's own `SubscribeResponse`; such a subscription counts as oldest.
+    #[serde(default = "unknown_creation_time", with = "time::serde::rfc3339")]
+    creation_time: OffsetDateTime,
+}
+
+fn unknown_creation_time() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH
+}
+
+impl From<Subscription> for SubscriptionWire {
+    fn from(subscription: Subscription) -> Self {
+        let request = SubscribeRequest::from(subscription.key);
+        SubscriptionWire {
+            entity_type_name: request.entity_type_name,
+            action_name: request.action_name,
+            endpoint: request.endpoint,
+            template_name: request.template_name,
+            id: subscription.id,
+            creation_time: subscription.created_at,
+        }
+    }
+}
+
+impl TryFrom<SubscriptionWire> for Subscription {
+    type Error = Error;
+
+    fn try_from(wire: SubscriptionWire) -> Result<Self, Error> {
+        let key = SubscribeRequest {
+            entity_type_name: wire.entity_type_name,
+            action_name: wire.action_name,
+            endpoint: wire.endpoint,
+            template_name: wire.template_name,
+        }
+        .key()?;
+        Ok(Subscription::from_parts(wire.id, key, wire.creation_time))
+    }
+}
+
+/// The body as plugins send it, with each field kept loose so a wrong type or a null
+/// is reported by name instead of as a serde position.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest<'a> {
+    #[serde(default, borrow)]
+    entity_type_name: RawField<'a>,
+    #[serde(default, borrow)]
+    action_name: RawField<'a>,
+    #[serde(default, borrow)]
+    endpoint: RawField<'a>,
+    #[serde(default, borrow)]
+    template_name: RawField<'a>,
+}
+
+#[derive(Default)]
+enum RawField<'a> {
+    #[default]
+    Absent,
+    Null,
+    Text(Cow<'a, str>),
+    /// Any other JSON type; the name says which, for the error message.
+    Other(&'static str),
+}
+
+impl RawField<'_> {
+    fn mandatory(self, attribute: &'static str) -> Result<String, Error> {
+        match self {
+            RawField::Absent | RawField::Null => Err(Error::MissingAttribute { attribute }),
+            RawField::Text(text) if text.trim().is_empty() => {
+                Err(Error::MissingAttribute { attribute })
+            }
+            RawField::Text(text) => Ok(text.into_owned()),
+            RawField::Other(kind) => Err(not_a_string(attribute, kind)),
+        }
+    }
+
+    fn optional(self, attribute: &'static str) -> Result<Option<String>, Error> {
+        match self {
+            RawField::Absent | RawField::Null => Ok(None),
+            RawField::Text(text) => Ok(Some(text.into_owned())),
+            RawField::Other(kind) => Err(not_a_string(attribute, kind)),
+        }
+    }
+}
+
+fn not_a_string(attribute: &'static str, kind: &str) -> Error {
+    Error::InvalidAttribute {
+        attribute,
+        reason: format!("it must be a string, not {kind}"),
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawField<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for FieldVisitor {
+            type Value = RawField<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RawField::Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawField::Text(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawField::Null)
+            }
+
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(RawField::Null)
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(RawField::Other("a boolean"))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(RawField::Other("a number"))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(RawField::Other("a number"))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(RawField::Other("a number"))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(RawField::Other("an array"))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(RawField::Other("an object"))
+            }
+        }
+
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+/// A short, safe description of why a body is not the JSON object expected.
+pub(crate) fn malformed_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Eof => "the JSON ends too early".to_owned(),
+        Category::Syntax => format!(
+            "invalid JSON at line {} column {}",
+            error.line(),
+            error.column()
+        ),
+        // Data errors (e.g. an array where an object belongs, a duplicate field) carry
+        // serde's description, which names types and fields but never echoes values
+        // beyond what `echo` bounds.
+        Category::Data | Category::Io => echo(&error.to_string()),
+    }
+}
