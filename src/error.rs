@@ -275,14 +275,19 @@ impl Error {
             | Error::TokenProvider { .. }
             | Error::Internal { .. } => json!({}),
         };
-        match details {
+        let mut details = match details {
             Value::Object(mut map) => {
                 // `null` members carry nothing; BioT omits them.
                 map.retain(|_, v| !v.is_null());
                 map
             }
             _ => Map::new(),
+        };
+        // BioT names all four identity fields for these, `templateName` even when unset.
+        if matches!(self, Error::AlreadyExists { .. } | Error::NotFound { .. }) {
+            details.entry("templateName").or_insert(Value::Null);
         }
+        details
     }
 
     /// Wraps a store backend's error.

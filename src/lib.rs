@@ -33,6 +33,8 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `testkit` | a public conformance suite for [`SubscriptionStore`] backends |
+//! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
+//! | `http-notifier` | `notifier::http::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
 //!
 //! No feature is on by default: a host that brings its own transport compiles no
 //! HTTP client, server or database driver.
@@ -40,6 +42,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod api;
 pub mod catalog;
 pub mod dispatcher;
 pub mod endpoint;

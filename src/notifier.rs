@@ -36,6 +36,10 @@ use crate::endpoint::{Endpoint, EndpointRejection};
 use crate::error::BoxError;
 use crate::notification::PreparedNotification;
 
+#[cfg(feature = "http-notifier")]
+pub mod http;
+#[cfg(feature = "http-notifier")]
+pub use self::http::HttpNotifier;
 
 /// Delivers notifications to plugin endpoints.
 ///

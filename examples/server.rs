@@ -1,0 +1,168 @@
+//! A runnable BioT notification dispatcher: the subscription API over HTTP, real
+//! delivery over HTTP(S), subscriptions in memory.
+//!
+//! ```sh
+//! cargo run --example server --features axum,http-notifier -- [--listen ADDR] [--allow-private-endpoints]
+//! ```
+//!
+//! - `--listen ADDR`: where to serve (default `127.0.0.1:8080`).
+//! - `--allow-private-endpoints`: accept plugins on loopback and private hosts over plain
+//!   `http`, for plugins on your own machine. Never in production.
+//!
+//! Besides BioT's routes under `/dispatcher`, the example serves
+//! `POST /dispatcher/v1/events`, a STAND-IN FOR THE PLATFORM'S OWN EVENT SOURCE (in BioT,
+//! services report their actions internally; nothing like this route exists there). It
+//! takes `{"entityTypeName", "actionName", "entity", "additionalData"?}`, dispatches the
+//! event, and answers 202 with the dispatch report.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use biot_notifications::api::{self, Api};
+use biot_notifications::notification::{Event, PreparedNotification};
+use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::{Dispatcher, Endpoint, EndpointPolicy, EventType, InMemoryStore};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Logs every delivery of the wrapped notifier: endpoint, outcome, duration.
+#[derive(Debug)]
+struct LoggingNotifier<N>(N);
+
+#[async_trait]
+impl<N: Notifier> Notifier for LoggingNotifier<N> {
+    async fn notify(
+        &self,
+        endpoint: &Endpoint,
+        notification: &PreparedNotification,
+    ) -> Result<(), DeliveryError> {
+        let started = Instant::now();
+        let result = self.0.notify(endpoint, notification).await;
+        let outcome = match &result {
+            Ok(()) => "delivered".to_owned(),
+            Err(error) => format!("failed: {error}"),
+        };
+        println!(
+            "delivery {} -> {endpoint}: {outcome} in {:.1} ms",
+            notification.traceparent(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        result
+    }
+}
+
+struct Options {
+    listen: SocketAddr,
+    allow_private_endpoints: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        allow_private_endpoints: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => {
+                let value = args
+                    .next()
+                    .ok_or("--listen needs an address, e.g. 127.0.0.1:8080")?;
+                options.listen = value
+                    .parse()
+                    .map_err(|e| format!("--listen {value}: {e}"))?;
+            }
+            "--allow-private-endpoints" => options.allow_private_endpoints = true,
+            "--help" | "-h" => {
+                return Err("usage: server [--listen ADDR] [--allow-private-endpoints]".to_owned())
+            }
+            other => return Err(format!("unknown argument `{other}`; see --help")),
+        }
+    }
+    Ok(options)
+}
+
+/// The body of the example's stand-in event route.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventRequest {
+    entity_type_name: String,
+    action_name: String,
+    entity: Value,
+    #[serde(default)]
+    additional_data: Option<Value>,
+}
+
+async fn trigger_event(
+    State(dispatcher): State<Dispatcher>,
+    Json(request): Json<EventRequest>,
+) -> Response {
+    let event_type = match EventType::parse(&request.entity_type_name, &request.action_name) {
+        Ok(event_type) => event_type,
+        Err(err) => {
+            let body = serde_json::json!({"code": err.code(), "message": err.to_string(), "details": err.details()});
+            return (err.status(), Json(body)).into_response();
+        }
+    };
+    let mut event = Event::new(event_type, request.entity);
+    if let Some(additional_data) = request.additional_data {
+        event = event.with_additional_data(additional_data);
+    }
+    match dispatcher.dispatch(&event).await {
+        Ok(report) => (StatusCode::ACCEPTED, Json(report)).into_response(),
+        Err(err) => {
+            eprintln!("dispatch failed: {err}");
+            let body = serde_json::json!({"code": err.code(), "message": err.to_string()});
+            (err.status(), Json(body)).into_response()
+        }
+    }
+}
+
+/// The example's whole app: BioT's API plus the stand-in event route.
+fn app(dispatcher: Dispatcher) -> Router {
+    Router::new()
+        .route("/dispatcher/v1/events", post(trigger_event))
+        .with_state(dispatcher.clone())
+        .merge(api::router(Api::new(dispatcher)))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = match parse_args() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let policy = if options.allow_private_endpoints {
+        println!("accepting private and plain-http endpoints (local development only)");
+        EndpointPolicy::local_development()
+    } else {
+        EndpointPolicy::default()
+    };
+    let notifier = LoggingNotifier(HttpNotifier::new(policy.clone())?);
+    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(notifier))
+        .endpoint_policy(policy)
+        .build();
+
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    println!(
+        "dispatcher listening on http://{}/dispatcher",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app(dispatcher))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
