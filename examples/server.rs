@@ -3,11 +3,14 @@
 //!
 //! ```sh
 //! cargo run --example server --features axum,http-notifier -- [--listen ADDR] [--allow-private-endpoints]
+//! cargo run --example server --features axum,http-notifier,postgres -- --database-url postgres://...
 //! ```
 //!
 //! - `--listen ADDR`: where to serve (default `127.0.0.1:8080`).
 //! - `--allow-private-endpoints`: accept plugins on loopback and private hosts over plain
 //!   `http`, for plugins on your own machine. Never in production.
+//! - `--database-url URL` (or `DATABASE_URL`): keep subscriptions in PostgreSQL, shared
+//!   by every instance pointed at it (needs the `postgres` feature).
 //!
 //! Besides BioT's routes under `/dispatcher`, the example serves
 //! `POST /dispatcher/v1/events`, a STAND-IN FOR THE PLATFORM'S OWN EVENT SOURCE (in BioT,
@@ -29,7 +32,9 @@ use biot_notifications::api::{self, Api};
 use biot_notifications::notification::{Event, PreparedNotification};
 use biot_notifications::notifier::http::HttpNotifier;
 use biot_notifications::notifier::{DeliveryError, Notifier};
-use biot_notifications::{Dispatcher, Endpoint, EndpointPolicy, EventType, InMemoryStore};
+use biot_notifications::{
+    Dispatcher, Endpoint, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -62,12 +67,16 @@ impl<N: Notifier> Notifier for LoggingNotifier<N> {
 struct Options {
     listen: SocketAddr,
     allow_private_endpoints: bool,
+    database_url: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         allow_private_endpoints: false,
+        database_url: std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty()),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -81,9 +90,13 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--listen {value}: {e}"))?;
             }
             "--allow-private-endpoints" => options.allow_private_endpoints = true,
-            "--help" | "-h" => {
-                return Err("usage: server [--listen ADDR] [--allow-private-endpoints]".to_owned())
+            "--database-url" => {
+                options.database_url = Some(args.next().ok_or("--database-url needs a URL")?);
             }
+            "--help" | "-h" => return Err(
+                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL]"
+                    .to_owned(),
+            ),
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
     }
@@ -134,6 +147,31 @@ fn app(dispatcher: Dispatcher) -> Router {
         .merge(api::router(Api::new(dispatcher)))
 }
 
+/// PostgreSQL when a database URL is given, memory otherwise.
+async fn store(
+    database_url: Option<&str>,
+) -> Result<Arc<dyn SubscriptionStore>, Box<dyn std::error::Error>> {
+    match database_url {
+        None => {
+            println!("subscriptions are kept in memory");
+            Ok(Arc::new(InMemoryStore::new()))
+        }
+        #[cfg(feature = "postgres")]
+        Some(url) => {
+            let store = biot_notifications::store::PostgresStore::connect(url).await?;
+            println!(
+                "subscriptions are kept in PostgreSQL (schema {})",
+                store.schema()
+            );
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => {
+            Err("--database-url needs the `postgres` feature: add `--features postgres`".into())
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = match parse_args() {
@@ -150,9 +188,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EndpointPolicy::default()
     };
     let notifier = LoggingNotifier(HttpNotifier::new(policy.clone())?);
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(notifier))
-        .endpoint_policy(policy)
-        .build();
+    let dispatcher = Dispatcher::builder(
+        store(options.database_url.as_deref()).await?,
+        Arc::new(notifier),
+    )
+    .endpoint_policy(policy)
+    .build();
 
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     println!(

@@ -35,6 +35,7 @@
 //! | `testkit` | a public conformance suite for [`SubscriptionStore`] backends |
 //! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
 //! | `http-notifier` | `notifier::http::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
+//! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool, no TLS) |
 //!
 //! No feature is on by default: a host that brings its own transport compiles no
 //! HTTP client, server or database driver.

@@ -89,8 +89,12 @@ use crate::search::{Page, SearchRequest};
 use crate::subscription::{Subscription, SubscriptionKey};
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 pub use memory::InMemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 
 /// A place that keeps subscriptions, shared by every dispatcher that uses it.
 ///
