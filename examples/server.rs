@@ -18,51 +18,25 @@
 //! takes `{"entityTypeName", "actionName", "entity", "additionalData"?}`, dispatches the
 //! event, and answers 202 with the dispatch report.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use biot_notifications::api::{self, Api};
-use biot_notifications::notification::{Event, PreparedNotification};
+use biot_notifications::notification::Event;
 use biot_notifications::notifier::http::HttpNotifier;
-use biot_notifications::notifier::{DeliveryError, Notifier};
-use biot_notifications::{
-    Dispatcher, Endpoint, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore,
-};
+use biot_notifications::{Dispatcher, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore};
 use serde::Deserialize;
 use serde_json::Value;
-
-/// Logs every delivery of the wrapped notifier: endpoint, outcome, duration.
-#[derive(Debug)]
-struct LoggingNotifier<N>(N);
-
-#[async_trait]
-impl<N: Notifier> Notifier for LoggingNotifier<N> {
-    async fn notify(
-        &self,
-        endpoint: &Endpoint,
-        notification: &PreparedNotification,
-    ) -> Result<(), DeliveryError> {
-        let started = Instant::now();
-        let result = self.0.notify(endpoint, notification).await;
-        let outcome = match &result {
-            Ok(()) => "delivered".to_owned(),
-            Err(error) => format!("failed: {error}"),
-        };
-        println!(
-            "delivery {} -> {endpoint}: {outcome} in {:.1} ms",
-            notification.traceparent(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        result
-    }
-}
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 struct Options {
     listen: SocketAddr,
@@ -132,7 +106,6 @@ async fn trigger_event(
     match dispatcher.dispatch(&event).await {
         Ok(report) => (StatusCode::ACCEPTED, Json(report)).into_response(),
         Err(err) => {
-            eprintln!("dispatch failed: {err}");
             let body = serde_json::json!({"code": err.code(), "message": err.to_string()});
             (err.status(), Json(body)).into_response()
         }
@@ -174,6 +147,16 @@ async fn store(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The crate's spans and events: each API call, subscribe, unsubscribe, search and
+    // dispatch, and one line per delivery (endpoint, outcome, duration).
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+        .with(
+            Targets::new()
+                .with_target("biot_notifications", Level::DEBUG)
+                .with_default(Level::INFO),
+        )
+        .init();
     let options = match parse_args() {
         Ok(options) => options,
         Err(message) => {
@@ -187,7 +170,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         EndpointPolicy::default()
     };
-    let notifier = LoggingNotifier(HttpNotifier::new(policy.clone())?);
+    let notifier = HttpNotifier::new(policy.clone())?;
     let dispatcher = Dispatcher::builder(
         store(options.database_url.as_deref()).await?,
         Arc::new(notifier),

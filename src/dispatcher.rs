@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt};
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
+use tracing::Instrument;
 
 use crate::catalog::EventType;
 use crate::endpoint::EndpointPolicy;
@@ -145,10 +146,21 @@ impl Dispatcher {
     /// [`Error::InvalidEndpoint`], [`Error::InvalidAttribute`]), [`Error::AlreadyExists`],
     /// or the store's failure.
     pub async fn subscribe(&self, request: &SubscribeRequest) -> Result<Subscription, Error> {
-        let key = request.validate(&self.inner.policy)?;
-        let subscription = Subscription::new(key);
-        self.inner.store.insert(subscription.clone()).await?;
-        Ok(subscription)
+        async {
+            let result = async {
+                let key = request.validate(&self.inner.policy)?;
+                let subscription = Subscription::new(key);
+                self.inner.store.insert(subscription.clone()).await?;
+                Ok(subscription)
+            }
+            .await;
+            trace_outcome("subscribe", &result, |subscription| {
+                tracing::info!(id = %subscription.id(), subscription = %subscription.key(), "subscribed");
+            });
+            result
+        }
+        .instrument(tracing::info_span!("subscribe"))
+        .await
     }
 
     /// Removes the subscription the request names; returns it.
@@ -159,8 +171,18 @@ impl Dispatcher {
     /// # Errors
     /// Validation errors, [`Error::NotFound`], or the store's failure.
     pub async fn unsubscribe(&self, request: &UnsubscribeRequest) -> Result<Subscription, Error> {
-        let key = request.key()?;
-        self.inner.store.remove(&key).await
+        async {
+            let result = match request.key() {
+                Ok(key) => self.inner.store.remove(&key).await,
+                Err(error) => Err(error),
+            };
+            trace_outcome("unsubscribe", &result, |subscription| {
+                tracing::info!(id = %subscription.id(), subscription = %subscription.key(), "unsubscribed");
+            });
+            result
+        }
+        .instrument(tracing::info_span!("unsubscribe"))
+        .await
     }
 
     /// One page of the subscriptions matching a BioT search request.
@@ -168,7 +190,23 @@ impl Dispatcher {
     /// # Errors
     /// The store's failure.
     pub async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
-        self.inner.store.search(request).await
+        async {
+            let result = self.inner.store.search(request).await;
+            trace_outcome("search", &result, |page| {
+                tracing::debug!(
+                    total = page.total_results,
+                    returned = page.data.len(),
+                    "searched"
+                );
+            });
+            result
+        }
+        .instrument(tracing::info_span!(
+            "search",
+            page = request.page(),
+            limit = request.limit()
+        ))
+        .await
     }
 
     /// Notifies every plugin subscribed to the event, and reports what happened.
@@ -181,6 +219,27 @@ impl Dispatcher {
     /// Only when nothing could be sent: the store's lookup failed, or the token
     /// provider did ([`Error::TokenProvider`]).
     pub async fn dispatch(&self, event: &Event) -> Result<DispatchReport, Error> {
+        let span = tracing::info_span!(
+            "dispatch",
+            event = %event.event_type(),
+            template = event.template_name(),
+        );
+        async {
+            let result = self.dispatch_in_span(event).await;
+            trace_outcome("dispatch", &result, |report| {
+                tracing::info!(
+                    matched = report.matched(),
+                    delivered = report.delivered(),
+                    "dispatched"
+                );
+            });
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dispatch_in_span(&self, event: &Event) -> Result<DispatchReport, Error> {
         let event_type = event.event_type();
         let subscriptions = self
             .inner
@@ -228,15 +287,37 @@ impl Dispatcher {
                     Ok(Err(error)) => DeliveryOutcome::Failed(error),
                     Err(panic) => DeliveryOutcome::Panicked(panic_message(panic.as_ref())),
                 };
-                Delivery {
+                let delivery = Delivery {
                     subscription,
                     outcome,
                     duration: started.elapsed(),
-                }
+                };
+                delivery.trace();
+                delivery
             })
             .buffer_unordered(self.inner.max_in_flight.get())
             .collect()
             .await
+    }
+}
+
+/// Logs how an operation ended: `on_success` for a result, the error's code otherwise
+/// (a warning for the caller's mistakes, an error with the source for the service's).
+fn trace_outcome<T>(operation: &str, result: &Result<T, Error>, on_success: impl FnOnce(&T)) {
+    match result {
+        Ok(value) => on_success(value),
+        Err(error) if error.is_client_error() => {
+            // Only the code: the message echoes parts of the request.
+            tracing::info!(operation, code = error.code(), "{operation} refused");
+        }
+        Err(error) => {
+            tracing::error!(
+                operation,
+                code = error.code(),
+                error = error as &(dyn std::error::Error + 'static),
+                "{operation} failed"
+            );
+        }
     }
 }
 
@@ -369,6 +450,31 @@ impl Delivery {
     /// Whether the plugin got the notification.
     pub fn is_delivered(&self) -> bool {
         matches!(self.outcome, DeliveryOutcome::Delivered)
+    }
+}
+
+impl Delivery {
+    /// One event per delivery: endpoint, outcome and duration; never the body or token.
+    fn trace(&self) {
+        let endpoint = self.subscription.endpoint().as_str();
+        let duration_ms = self.duration.as_secs_f64() * 1000.0;
+        match &self.outcome {
+            DeliveryOutcome::Delivered => {
+                tracing::debug!(endpoint, duration_ms, outcome = "delivered", "delivered");
+            }
+            DeliveryOutcome::Failed(error) => {
+                tracing::warn!(
+                    endpoint,
+                    duration_ms,
+                    outcome = "failed",
+                    error = error as &(dyn std::error::Error + 'static),
+                    "delivery failed"
+                );
+            }
+            DeliveryOutcome::Panicked(message) => {
+                tracing::error!(endpoint, duration_ms, outcome = "panicked", panic = %message, "notifier panicked");
+            }
+        }
     }
 }
 

@@ -48,6 +48,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::dispatcher::Dispatcher;
 use crate::error::{echo, BoxError, Error};
@@ -437,10 +438,18 @@ impl Api {
         let authorization = request.headers().get(AUTHORIZATION).cloned();
         // A panicking store or authorizer must cost one 500, not the connection (or the
         // host's task); nothing of the panic's message reaches the caller.
+        // The path and method, never the query, headers or body (they may carry tokens).
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = request.uri().path(),
+            trace_id = %trace_id,
+        );
         let outcome = AssertUnwindSafe(self.respond(request, &trace_id))
             .catch_unwind()
+            .instrument(span.clone())
             .await;
-        let response = match outcome {
+        let response = span.in_scope(|| match outcome {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => self.error_response(error, &trace_id, authorization.as_ref()),
             Err(panic) => {
@@ -449,7 +458,7 @@ impl Api {
                 };
                 self.error_response(error, &trace_id, None)
             }
-        };
+        });
         if is_head {
             without_body(response)
         } else {
@@ -578,6 +587,11 @@ impl Api {
         let (message, details) = if status.is_client_error() {
             (redact(error.to_string(), authorization), error.details())
         } else {
+            tracing::error!(
+                code = error.code(),
+                error = &error as &(dyn std::error::Error + 'static),
+                "request failed inside the service"
+            );
             // Whatever went wrong inside stays inside: a store's name, a source error's
             // text or a panic message could tell an attacker about the deployment.
             (INTERNAL_MESSAGE.to_owned(), Map::new())

@@ -1,0 +1,144 @@
+//! Observability: subscribe, unsubscribe, search and dispatch emit spans and events
+//! (per delivery: endpoint, outcome, duration), and none of them carries a request
+//! body, an entity or a token.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use biot_notifications::notification::PreparedNotification;
+use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::{
+    Action, BoxError, Dispatcher, Endpoint, EntityType, Event, EventType, InMemoryStore,
+    SearchRequest, SubscribeRequest, TokenProvider,
+};
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Everything the subscriber writes, in one buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[derive(Debug)]
+struct HalfBroken;
+
+#[async_trait]
+impl Notifier for HalfBroken {
+    async fn notify(
+        &self,
+        endpoint: &Endpoint,
+        _: &PreparedNotification,
+    ) -> Result<(), DeliveryError> {
+        if endpoint.as_str().contains("broken") {
+            Err(DeliveryError::Status {
+                status: http::StatusCode::BAD_GATEWAY,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SecretToken;
+
+#[async_trait]
+impl TokenProvider for SecretToken {
+    async fn token(&self, _: &Event) -> Result<String, BoxError> {
+        Ok("SECRET-PLATFORM-TOKEN".to_owned())
+    }
+}
+
+#[test]
+fn operations_are_traced_without_bodies_or_tokens() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let dispatcher =
+                Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(HalfBroken))
+                    .token_provider(Arc::new(SecretToken))
+                    .build();
+            for endpoint in [
+                "https://ok.example.com/hook",
+                "https://broken.example.com/hook",
+            ] {
+                dispatcher
+                    .subscribe(&SubscribeRequest::new("patient", "_create", endpoint))
+                    .await
+                    .unwrap();
+            }
+            // A refused request whose body carries something that must not be logged.
+            let _ = dispatcher
+                .subscribe(
+                    &SubscribeRequest::new("patient", "_create", "https://ok.example.com/")
+                        .with_template("BODY-MARKER\n"),
+                )
+                .await
+                .unwrap_err();
+            let event = Event::new(
+                EventType::new(EntityType::Patient, Action::Create).unwrap(),
+                json!({"_id": "p-1", "_name": "ENTITY-MARKER"}),
+            );
+            let report = dispatcher.dispatch(&event).await.unwrap();
+            assert_eq!(report.delivered(), 1);
+            dispatcher.search(&SearchRequest::new()).await.unwrap();
+            dispatcher
+                .unsubscribe(&SubscribeRequest::new(
+                    "patient",
+                    "_create",
+                    "https://ok.example.com/hook",
+                ))
+                .await
+                .unwrap();
+        });
+    });
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "subscribe: ",
+        "subscribed",
+        "subscribe refused",
+        "code=\"INVALID_ATTRIBUTE\"",
+        "dispatch{event=patient/_create",
+        "delivered endpoint=\"https://ok.example.com/hook\"",
+        "delivery failed endpoint=\"https://broken.example.com/hook\"",
+        "duration_ms=",
+        "outcome=\"failed\"",
+        "dispatched matched=2 delivered=1",
+        "search{page=0 limit=100}",
+        "unsubscribed",
+    ] {
+        assert!(log.contains(expected), "missing `{expected}` in:\n{log}");
+    }
+    for secret in ["SECRET-PLATFORM-TOKEN", "ENTITY-MARKER", "BODY-MARKER"] {
+        assert!(!log.contains(secret), "`{secret}` leaked into:\n{log}");
+    }
+}
