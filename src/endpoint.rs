@@ -226,12 +226,20 @@ impl Endpoint {
     }
 }
 
-/// Whether a parsed (lower-cased, punycoded) domain uses only the characters of DNS host
-/// names, plus `_`, which some services use in their names.
+/// Whether a parsed (lower-cased, punycoded) domain is shaped like a DNS host name: only
+/// letters, digits, `-` and `_` (which some services use), in non-empty labels separated
+/// by single dots, with at most one trailing dot (the fully qualified form).
+///
+/// Empty labels matter: `localhost..` or `intranet..` would otherwise dodge the checks
+/// on localhost and single-label names, and no DNS name can have one.
 fn is_host_name(domain: &str) -> bool {
-    domain
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    let labels = domain.strip_suffix('.').unwrap_or(domain);
+    labels.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    })
 }
 
 /// Whether the authority of a `http(s)` URL as typed contains `@`, as the URL standard

@@ -100,10 +100,16 @@ impl SubscribeRequest {
                 reason: "the body must be a JSON object".to_owned(),
             });
         }
-        let raw: RawRequest<'_> =
-            serde_json::from_slice(body).map_err(|e| Error::MalformedBody {
-                reason: malformed_reason(&e),
-            })?;
+        // serde_json checks UTF-8 only in what it decodes, not in members it skips.
+        let body = std::str::from_utf8(body).map_err(|e| Error::MalformedBody {
+            reason: format!(
+                "the body is not UTF-8 (invalid byte at {})",
+                e.valid_up_to()
+            ),
+        })?;
+        let raw: RawRequest<'_> = serde_json::from_str(body).map_err(|e| Error::MalformedBody {
+            reason: malformed_reason(&e),
+        })?;
         Ok(SubscribeRequest {
             entity_type_name: raw.entity_type_name.mandatory("entityTypeName")?,
             action_name: raw.action_name.mandatory("actionName")?,

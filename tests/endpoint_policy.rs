@@ -618,3 +618,23 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<EndpointRejection>();
     assert_send_sync::<AddressRange>();
 }
+
+#[test]
+fn host_names_with_empty_labels_are_refused_by_every_policy() {
+    for input in [
+        "https://example..com/",
+        "https://.example.com/",
+        "https://localhost../",
+        "https://intranet.../hook",
+    ] {
+        let rejection = Endpoint::parse(input).expect_err(input);
+        assert_eq!(rejection.reason_code(), "invalid_host", "{input}");
+    }
+    // One trailing dot is the fully qualified form, and fine.
+    assert_eq!(
+        Endpoint::parse("https://example.com./hook")
+            .unwrap()
+            .as_str(),
+        "https://example.com./hook"
+    );
+}
