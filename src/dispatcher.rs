@@ -55,23 +55,13 @@ pub trait TokenProvider: fmt::Debug + Send + Sync + 'static {
 ///
 /// ```
 /// # futures_util::FutureExt::now_or_never(async {
-/// use async_trait::async_trait;
-/// use biot_notifications::notification::{Event, PreparedNotification};
-/// use biot_notifications::notifier::{DeliveryError, Notifier};
+/// use biot_notifications::notification::Event;
+/// use biot_notifications::notifier::DiscardingNotifier;
 /// use biot_notifications::store::InMemoryStore;
-/// use biot_notifications::{Action, Dispatcher, Endpoint, EntityType, EventType, SubscribeRequest};
+/// use biot_notifications::{Action, Dispatcher, EntityType, EventType, SubscribeRequest};
 ///
-/// #[derive(Debug)]
-/// struct Accepting;
-///
-/// #[async_trait]
-/// impl Notifier for Accepting {
-///     async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-///         Ok(())
-///     }
-/// }
-///
-/// let dispatcher = Dispatcher::new(InMemoryStore::new(), Accepting);
+/// // A real dispatcher delivers over HTTP (`notifier::http::HttpNotifier`).
+/// let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
 /// dispatcher
 ///     .subscribe(&SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook"))
 ///     .await?;

@@ -78,6 +78,28 @@ macro_rules! forward_notifier {
 
 forward_notifier!(Arc, Box);
 
+/// A notifier that accepts every notification and sends nothing.
+///
+/// For tests of everything around delivery (the API, a store, the subscription
+/// lifecycle), benchmarks of the dispatcher's own cost, and dry runs.
+///
+/// ```
+/// use biot_notifications::notifier::DiscardingNotifier;
+/// use biot_notifications::{Dispatcher, InMemoryStore};
+///
+/// let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
+/// # let _ = dispatcher;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiscardingNotifier;
+
+#[async_trait]
+impl Notifier for DiscardingNotifier {
+    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
 /// Why a notification did not reach a plugin.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -9,12 +9,11 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use biot_notifications::api::{Api, Authorizer, ErrorReport, ErrorResponse, Permission};
-use biot_notifications::notification::PreparedNotification;
-use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Dispatcher, Endpoint, Error, EventType, InMemoryStore, Subscription, SubscriptionKey,
+    Dispatcher, Error, EventType, InMemoryStore, Subscription, SubscriptionKey,
 };
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -32,19 +31,8 @@ const HEALTH_CHECK: &str = "/dispatcher/system/healthCheck";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-/// Accepts every notification without sending anything: these tests are about the API.
-#[derive(Debug)]
-struct NoopNotifier;
-
-#[async_trait]
-impl Notifier for NoopNotifier {
-    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-        Ok(())
-    }
-}
-
 fn api_over(store: impl SubscriptionStore) -> Api {
-    Api::new(Dispatcher::new(store, NoopNotifier))
+    Api::new(Dispatcher::new(store, DiscardingNotifier))
 }
 
 fn api() -> (Api, InMemoryStore) {

@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use biot_notifications::api::{Api, Authorizer, Permission};
-use biot_notifications::notification::PreparedNotification;
-use biot_notifications::notifier::{DeliveryError, Notifier};
-use biot_notifications::{Dispatcher, Endpoint, Error, InMemoryStore};
+use biot_notifications::notifier::DiscardingNotifier;
+use biot_notifications::{Dispatcher, Error, InMemoryStore};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response};
@@ -236,16 +235,6 @@ fn check(spec: &Spec, exchange: &Exchange) -> (u16, Option<String>) {
     (exchange.status, name)
 }
 
-#[derive(Debug)]
-struct NoopNotifier;
-
-#[async_trait]
-impl Notifier for NoopNotifier {
-    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-        Ok(())
-    }
-}
-
 /// Refuses requests without a bearer token, and lets only `admin` subscribe.
 #[derive(Debug)]
 struct BearerAuthorizer;
@@ -317,7 +306,7 @@ async fn every_response_matches_biots_dispatcher_spec() {
         "the default base path is the spec's server"
     );
     let store = InMemoryStore::new();
-    let api = Api::new(Dispatcher::new(store, NoopNotifier))
+    let api = Api::new(Dispatcher::new(store, DiscardingNotifier))
         .authorizer(std::sync::Arc::new(BearerAuthorizer));
 
     let subscribe = "/dispatcher/v1/hooks/notifications/subscribe";
@@ -448,7 +437,7 @@ async fn internal_errors_match_the_specs_500() {
     }
 
     let spec = Spec::load();
-    let api = Api::new(Dispatcher::new(DownStore, NoopNotifier));
+    let api = Api::new(Dispatcher::new(DownStore, DiscardingNotifier));
     let body = json!({"entityTypeName": "patient", "actionName": "_create", "endpoint": "https://plugin.example.com/"});
     for request in [
         json_request(

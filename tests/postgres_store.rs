@@ -20,16 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::notification::Event;
+use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::postgres::deadpool_postgres::tokio_postgres::{self, NoTls};
 use biot_notifications::store::postgres::deadpool_postgres::{Manager, Pool, Runtime};
 use biot_notifications::store::postgres::PostgresStore;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Action, Dispatcher, Endpoint, EntityType, Error, EventType, SubscribeRequest, Subscription,
+    Action, Dispatcher, EntityType, Error, EventType, SubscribeRequest, Subscription,
 };
 use futures_util::future::join_all;
 use http::StatusCode;
@@ -90,17 +89,6 @@ fn key(
 fn micros(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(at.nanosecond() / 1000 * 1000)
         .expect("a valid nanosecond")
-}
-
-/// Accepts every delivery.
-#[derive(Debug)]
-struct Accepting;
-
-#[async_trait]
-impl Notifier for Accepting {
-    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -245,8 +233,8 @@ async fn two_instances_see_each_others_subscriptions() {
 async fn racing_subscribes_on_two_instances_have_exactly_one_winner() {
     let _server = SERVER.read().await;
     let schema = fresh_schema();
-    let one = Dispatcher::new(store_on(&schema).await, Accepting);
-    let other = Dispatcher::new(store_on(&schema).await, Accepting);
+    let one = Dispatcher::new(store_on(&schema).await, DiscardingNotifier);
+    let other = Dispatcher::new(store_on(&schema).await, DiscardingNotifier);
     for round in 0..25 {
         let request = SubscribeRequest::new(
             "usage-session",
@@ -611,7 +599,7 @@ async fn assert_every_operation_fails_fast(
     limit: Duration,
 ) {
     let event = EventType::new(EntityType::Patient, Action::Create).unwrap();
-    let dispatcher = Dispatcher::new(store.clone(), Accepting);
+    let dispatcher = Dispatcher::new(store.clone(), DiscardingNotifier);
     let fresh = Subscription::new(key("patient", "_create", "https://down.example.com/", None));
     let subscribe = SubscribeRequest::new("patient", "_create", "https://down2.example.com/");
     let search = SearchRequest::from_json(

@@ -21,21 +21,12 @@ use super::Api;
 /// neither).
 ///
 /// ```
-/// # use async_trait::async_trait;
-/// # use biot_notifications::notification::PreparedNotification;
-/// # use biot_notifications::notifier::{DeliveryError, Notifier};
-/// # use biot_notifications::Endpoint;
-/// # #[derive(Debug)]
-/// # struct Accepting;
-/// # #[async_trait]
-/// # impl Notifier for Accepting {
-/// #     async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> { Ok(()) }
-/// # }
 /// use axum::routing::get;
+/// use biot_notifications::notifier::DiscardingNotifier;
 /// use biot_notifications::api::{self, Api};
 /// use biot_notifications::{Dispatcher, InMemoryStore};
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), Accepting));
+/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
 ///
 /// // BioT's routes under /dispatcher, next to the host's own.
 /// let app = axum::Router::new()

@@ -228,19 +228,11 @@ struct VersionResponse<'a> {
 ///
 /// ```
 /// # futures_util::FutureExt::now_or_never(async {
-/// # use async_trait::async_trait;
-/// # use biot_notifications::notification::PreparedNotification;
-/// # use biot_notifications::notifier::{DeliveryError, Notifier};
-/// # use biot_notifications::{Dispatcher, Endpoint, InMemoryStore};
-/// # #[derive(Debug)]
-/// # struct Accepting;
-/// # #[async_trait]
-/// # impl Notifier for Accepting {
-/// #     async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> { Ok(()) }
-/// # }
+/// # use biot_notifications::notifier::DiscardingNotifier;
+/// # use biot_notifications::{Dispatcher, InMemoryStore};
 /// use biot_notifications::api::{Api, ErrorReport};
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), Accepting));
+/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
 /// let response = api.handle(http::Request::get("/nowhere").body(String::new())?).await;
 /// let report = response.extensions().get::<ErrorReport>().expect("every error has a report");
 /// assert_eq!(report.error().code(), "NOT_FOUND");
@@ -273,20 +265,11 @@ impl ErrorReport {
 ///
 /// ```
 /// use std::sync::Arc;
-/// # use async_trait::async_trait;
-/// # use biot_notifications::notification::PreparedNotification;
-/// # use biot_notifications::notifier::{DeliveryError, Notifier};
-/// # use biot_notifications::Endpoint;
-/// # #[derive(Debug)]
-/// # struct Accepting;
-/// # #[async_trait]
-/// # impl Notifier for Accepting {
-/// #     async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> { Ok(()) }
-/// # }
 /// use biot_notifications::api::Api;
+/// use biot_notifications::notifier::DiscardingNotifier;
 /// use biot_notifications::{Dispatcher, InMemoryStore};
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), Accepting))
+/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
 ///     .base_path("/notifications/")   // served at /notifications/v1/hooks/...
 ///     .max_body_bytes(16 * 1024)
 ///     .service_name("notification-dispatcher")
@@ -383,23 +366,11 @@ impl Api {
     ///
     /// ```
     /// # futures_util::FutureExt::now_or_never(async {
-    /// use async_trait::async_trait;
     /// use biot_notifications::api::Api;
-    /// use biot_notifications::notification::PreparedNotification;
-    /// use biot_notifications::notifier::{DeliveryError, Notifier};
-    /// use biot_notifications::{Dispatcher, Endpoint, InMemoryStore};
+    /// use biot_notifications::notifier::DiscardingNotifier;
+    /// use biot_notifications::{Dispatcher, InMemoryStore};
     ///
-    /// #[derive(Debug)]
-    /// struct Accepting;
-    ///
-    /// #[async_trait]
-    /// impl Notifier for Accepting {
-    ///     async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// let api = Api::new(Dispatcher::new(InMemoryStore::new(), Accepting));
+    /// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
     ///
     /// let subscribe = http::Request::post("/dispatcher/v1/hooks/notifications/subscribe")
     ///     .header("content-type", "application/json")
