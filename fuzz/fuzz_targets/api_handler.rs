@@ -33,7 +33,9 @@ struct Input<'a> {
     body: &'a [u8],
 }
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "BREW"];
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "BREW",
+];
 const PATHS: &[&str] = &[
     "/dispatcher/v1/hooks/notifications/subscribe",
     "/dispatcher/v1/hooks/notifications/unsubscribe",
@@ -45,7 +47,9 @@ const PATHS: &[&str] = &[
 
 fn api() -> &'static Api {
     static API: OnceLock<Api> = OnceLock::new();
-    API.get_or_init(|| Api::new(Dispatcher::new(InMemoryStore::new(), Accepting)).max_body_bytes(4096))
+    API.get_or_init(|| {
+        Api::new(Dispatcher::new(InMemoryStore::new(), Accepting)).max_body_bytes(4096)
+    })
 }
 
 fuzz_target!(|input: Input<'_>| {
@@ -56,14 +60,14 @@ fuzz_target!(|input: Input<'_>| {
         format!("{path}?{}", input.query)
     };
     let method = METHODS[usize::from(input.method) % METHODS.len()];
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(uri.as_str());
+    let mut builder = http::Request::builder().method(method).uri(uri.as_str());
     for (name, value) in &input.headers {
         builder = builder.header(*name, *value);
     }
     // Requests `http` itself refuses (bad URI, header) never reach a handler.
-    let Ok(request) = builder.body(http_body_util::Full::new(Bytes::copy_from_slice(input.body))) else {
+    let Ok(request) = builder.body(http_body_util::Full::new(Bytes::copy_from_slice(
+        input.body,
+    ))) else {
         return;
     };
     let response = api()
@@ -79,5 +83,8 @@ fuzz_target!(|input: Input<'_>| {
             serde_json::from_slice(response.body()).expect("errors are JSON ErrorResponses");
         assert!(body["code"].is_string() && body["message"].is_string());
     }
-    assert!(!status.is_server_error(), "the in-memory store never fails: {status}");
+    assert!(
+        !status.is_server_error(),
+        "the in-memory store never fails: {status}"
+    );
 });

@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = SubscribeRequest::from_json(data) else {
         return;
     };
-    for policy in [EndpointPolicy::default(), EndpointPolicy::local_development()] {
+    for policy in [
+        EndpointPolicy::default(),
+        EndpointPolicy::local_development(),
+    ] {
         if let Ok(key) = request.validate(&policy) {
             // The identity is normalised: validating its own wire form gives it back.
             let json = serde_json::to_vec(&key).expect("a key serialises");
