@@ -1,15 +1,34 @@
 //! Subscribe path: parse + validate a request from JSON bytes, then insert it.
 //!
-//! `cargo bench --bench subscribe`
+//! `cargo bench --bench subscribe` (`BIOT_BENCH_QUICK=1` for a smoke run)
+
+mod common;
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use biot_notifications::notification::PreparedNotification;
+use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
-use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use futures_util::FutureExt;
+use biot_notifications::{Dispatcher, Endpoint, EndpointPolicy, SubscribeRequest, Subscription};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+
+use common::{endpoint_60, insert, ready, scaled};
 
 const BODY: &[u8] = br#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugins.example.com/biot/notifications/patient-created","templateName":"adultPatient"}"#;
+
+/// Never called: the subscribe path does not notify.
+#[derive(Debug)]
+struct Unused;
+
+#[async_trait]
+impl Notifier for Unused {
+    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
+        unreachable!("subscribing notifies nobody")
+    }
+}
 
 fn parse_and_validate(c: &mut Criterion) {
     let policy = EndpointPolicy::default();
@@ -29,43 +48,106 @@ fn parse_and_validate(c: &mut Criterion) {
     group.bench_function("baseline/serde-only", |b| {
         b.iter(|| serde_json::from_slice::<SubscribeRequest>(black_box(BODY)).unwrap())
     });
-
-    // The full subscribe path into a store that already holds 100,000 subscriptions.
-    let store = InMemoryStore::new();
-    for i in 0..100_000 {
-        let key = SubscribeRequest::new(
-            "patient",
-            "_create",
-            format!("https://p{i}.plugins.example.com/hook"),
-        )
-        .with_template(format!("template{}", i % 1000))
-        .key()
-        .unwrap();
-        store
-            .insert(Subscription::new(key))
-            .now_or_never()
-            .unwrap()
-            .unwrap();
-    }
-    let mut n = 0u64;
-    group.bench_function("parse+validate+insert", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                format!(
-                    r#"{{"entityTypeName":"patient","actionName":"_create","endpoint":"https://n{n}.plugins.example.com/biot/notifications/patient-created","templateName":"fresh{n}"}}"#
-                )
-                .into_bytes()
-            },
-            |body| {
-                let key = SubscribeRequest::from_json(&body).unwrap().validate(&policy).unwrap();
-                store.insert(Subscription::new(key)).now_or_never().unwrap().unwrap();
-            },
-            BatchSize::SmallInput,
-        )
+    // The parts of validation, one by one.
+    let request = SubscribeRequest::from_json(BODY).unwrap();
+    group.bench_function("part/endpoint-policy-validate", |b| {
+        b.iter(|| policy.validate(black_box(&request.endpoint)).unwrap())
     });
+    group.bench_function("part/url-parse-only", |b| {
+        b.iter(|| url::Url::parse(black_box(&request.endpoint)).unwrap())
+    });
+    let key = request.validate(&policy).unwrap();
+    group.bench_function("part/Subscription::new", |b| {
+        b.iter(|| Subscription::new(black_box(&key).clone()))
+    });
+    group.bench_function("part/uuid-v4", |b| b.iter(uuid::Uuid::new_v4));
+
+    // The full subscribe path into a store that already holds 1,000 subscriptions (all
+    // in cache), then 100,000 (mostly not: each request reaches memory the previous
+    // ones did not touch). The store's subscriptions are in buckets of 10 on the
+    // request's pair, and each new one joins such a bucket. Each is removed again off
+    // the clock, so the store keeps its size.
+    for total in [1_000, scaled(100_000)] {
+        subscribe_into_store_of(&mut group, &policy, total);
+    }
     group.finish();
 }
 
-criterion_group!(benches, parse_and_validate);
+fn subscribe_into_store_of(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    policy: &EndpointPolicy,
+    total: usize,
+) {
+    let store = InMemoryStore::new();
+    let templates = total / 10;
+    for i in 0..total {
+        let key = SubscribeRequest::new("patient", "_create", endpoint_60(i as u64).as_str())
+            .with_template(format!("template{}", i % templates))
+            .key()
+            .unwrap();
+        insert(&store, Subscription::new(key));
+    }
+    let bodies = |first: u64, n: u64| -> Vec<Vec<u8>> {
+        (first..first + n)
+            .map(|k| {
+                format!(
+                    r#"{{"entityTypeName":"patient","actionName":"_create","endpoint":"https://n{k}.plugins.example.com/biot/notifications/patient-created","templateName":"template{}"}}"#,
+                    k % templates as u64
+                )
+                .into_bytes()
+            })
+            .collect()
+    };
+    // Times `timed` on fresh bodies, 64 at a time, removing what it subscribed off the clock.
+    let timed_chunks = |iters: u64, timed: &mut dyn FnMut(&[u8])| {
+        const CHUNK: u64 = 64;
+        let mut elapsed = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let n = CHUNK.min(iters - done);
+            let chunk = bodies(done, n);
+            let started = Instant::now();
+            for body in &chunk {
+                timed(body);
+            }
+            elapsed += started.elapsed();
+            for body in &chunk {
+                let key = SubscribeRequest::from_json(body).unwrap().key().unwrap();
+                ready(store.remove(&key)).unwrap();
+            }
+            done += n;
+        }
+        elapsed
+    };
+    group.bench_function(BenchmarkId::new("parse+validate+insert", total), |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(iters, &mut |body| {
+                let key = SubscribeRequest::from_json(body)
+                    .unwrap()
+                    .validate(policy)
+                    .unwrap();
+                ready(store.insert(Subscription::new(key))).unwrap();
+            })
+        })
+    });
+    // The same through the dispatcher, as the HTTP handler calls it.
+    let dispatcher = Dispatcher::new(store.clone(), Unused);
+    group.bench_function(
+        BenchmarkId::new("parse+Dispatcher::subscribe", total),
+        |b| {
+            b.iter_custom(|iters| {
+                timed_chunks(iters, &mut |body| {
+                    let request = SubscribeRequest::from_json(body).unwrap();
+                    ready(dispatcher.subscribe(&request)).unwrap();
+                })
+            })
+        },
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = parse_and_validate
+}
 criterion_main!(benches);
