@@ -241,11 +241,12 @@ impl SubscriptionStore for InMemoryStore {
                     hash: self.hash_endpoint(key.endpoint()),
                     subscription: Arc::clone(&subscription),
                 };
-                current.insert(entry, |e| self.hash_endpoint(e))
+                current
+                    .insert(entry, |e| self.hash_endpoint(e))
+                    .ok_or_else(|| Error::AlreadyExists {
+                        subscription: Box::new(key.clone()),
+                    })?
             }
-            .ok_or_else(|| Error::AlreadyExists {
-                subscription: Box::new(key.clone()),
-            })?,
         };
         // Nothing is published yet, so a refused id leaves the store as it was.
         if !by_id.insert(ById(Arc::clone(&subscription))) {
