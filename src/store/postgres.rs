@@ -87,7 +87,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::tokio_postgres::error::SqlState;
 use deadpool_postgres::tokio_postgres::types::ToSql;
-use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
+use deadpool_postgres::tokio_postgres::{self, NoTls, Row, Statement};
 use deadpool_postgres::{Manager, Object, Pool, Runtime};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -256,6 +256,13 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<Object, Error> {
         self.inner.pool.get().await.map_err(store_error)
+    }
+
+    /// A pooled connection and `sql` prepared on it (cached per connection).
+    async fn prepared(&self, sql: &str) -> Result<(Object, Statement), Error> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(store_error)?;
+        Ok((client, statement))
     }
 
     /// Applies the migrations this schema lacks; see the module docs.
@@ -459,11 +466,7 @@ impl SubscriptionStore for PostgresStore {
             let key = subscription.key();
             let template = key.template_name().map(|t| t.as_str());
             let folded = template.map(str::to_lowercase);
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.insert)
-                .await
-                .map_err(store_error)?;
+            let (client, statement) = self.prepared(&self.inner.sql.insert).await?;
             let inserted = client
                 .execute(
                     &statement,
@@ -499,11 +502,7 @@ impl SubscriptionStore for PostgresStore {
 
     async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
         self.within(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.remove)
-                .await
-                .map_err(store_error)?;
+            let (client, statement) = self.prepared(&self.inner.sql.remove).await?;
             let row = client
                 .query_opt(
                     &statement,
@@ -528,11 +527,7 @@ impl SubscriptionStore for PostgresStore {
 
     async fn get(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
         self.within(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.get)
-                .await
-                .map_err(store_error)?;
+            let (client, statement) = self.prepared(&self.inner.sql.get).await?;
             let row = client
                 .query_opt(&statement, &[&id])
                 .await
@@ -548,11 +543,7 @@ impl SubscriptionStore for PostgresStore {
         template: Option<&str>,
     ) -> Result<Vec<Arc<Subscription>>, Error> {
         self.within(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.matching)
-                .await
-                .map_err(store_error)?;
+            let (client, statement) = self.prepared(&self.inner.sql.matching).await?;
             let rows = client
                 .query(
                     &statement,
@@ -636,11 +627,7 @@ impl SubscriptionStore for PostgresStore {
 
     async fn count(&self) -> Result<u64, Error> {
         self.within(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.count)
-                .await
-                .map_err(store_error)?;
+            let (client, statement) = self.prepared(&self.inner.sql.count).await?;
             let count: i64 = client
                 .query_one(&statement, &[])
                 .await
