@@ -309,8 +309,8 @@ impl TryFrom<SubscribeRequest> for SubscriptionKey {
 /// (RFC 3339), which stores need for BioT's default newest-first order.
 /// Deserialising validates every field (structure only: the endpoint policy is the
 /// dispatcher's business at subscribe time, and the transport's at delivery).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "SubscriptionWire", into = "SubscriptionWire")]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SubscriptionWire")]
 pub struct Subscription {
     id: Uuid,
     key: SubscriptionKey,
@@ -381,8 +381,38 @@ impl Subscription {
     }
 }
 
-/// The serde shape of a [`Subscription`].
-#[derive(Serialize, Deserialize)]
+/// Serialises from borrowed fields: serde's `into` would clone the subscription, every
+/// string in it, for each response and each row written.
+impl Serialize for Subscription {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SubscriptionWireRef {
+            entity_type_name: self.key.entity_type().as_str(),
+            action_name: self.key.action().as_str(),
+            endpoint: self.key.endpoint.as_str(),
+            template_name: self.key.template_name.as_ref().map(TemplateName::as_str),
+            id: self.id,
+            creation_time: self.created_at,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The serde shape of a [`Subscription`], written: [`SubscriptionWire`] borrowed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionWireRef<'a> {
+    entity_type_name: &'static str,
+    action_name: &'static str,
+    endpoint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template_name: Option<&'a str>,
+    id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    creation_time: OffsetDateTime,
+}
+
+/// The serde shape of a [`Subscription`], read.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SubscriptionWire {
     entity_type_name: String,
@@ -398,20 +428,6 @@ struct SubscriptionWire {
 
 fn unknown_creation_time() -> OffsetDateTime {
     OffsetDateTime::UNIX_EPOCH
-}
-
-impl From<Subscription> for SubscriptionWire {
-    fn from(subscription: Subscription) -> Self {
-        let request = SubscribeRequest::from(subscription.key);
-        SubscriptionWire {
-            entity_type_name: request.entity_type_name,
-            action_name: request.action_name,
-            endpoint: request.endpoint,
-            template_name: request.template_name,
-            id: subscription.id,
-            creation_time: subscription.created_at,
-        }
-    }
 }
 
 impl TryFrom<SubscriptionWire> for Subscription {
