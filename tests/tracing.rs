@@ -142,3 +142,57 @@ fn operations_are_traced_without_bodies_or_tokens() {
         assert!(!log.contains(secret), "`{secret}` leaked into:\n{log}");
     }
 }
+
+/// A request's span carries the trace id its caller can quote: the caller's own from a
+/// valid `traceparent`, or for a request without one, the fresh id its error reports.
+/// (Both requests here are refused by the dispatcher, whose event is logged in the span.)
+#[test]
+fn request_spans_carry_the_trace_id_the_caller_sees() {
+    use biot_notifications::api::Api;
+
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let api = Api::new(Dispatcher::new(InMemoryStore::new(), HalfBroken));
+    let subscribe = |traceparent: Option<&str>, body: &str| {
+        let mut request = http::Request::post("/dispatcher/v1/hooks/notifications/subscribe")
+            .header("content-type", "application/json");
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        request.body(body.to_owned()).unwrap()
+    };
+    let (caller_trace_id, fresh_trace_id) = tracing::subscriber::with_default(subscriber, || {
+        futures_util::FutureExt::now_or_never(async {
+            let traced = api
+                .handle(subscribe(
+                    Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                    r#"{"entityTypeName":"patient","actionName":"_read","endpoint":"https://ok.example.com/"}"#,
+                ))
+                .await;
+            let untraced = api
+                .handle(subscribe(
+                    None,
+                    r#"{"entityTypeName":"patient","actionName":"_read","endpoint":"https://ok.example.com/"}"#,
+                ))
+                .await;
+            let trace_id = |response: http::Response<bytes::Bytes>| {
+                let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+                body["traceId"].as_str().unwrap().to_owned()
+            };
+            (trace_id(traced), trace_id(untraced))
+        })
+        .expect("the in-memory store never waits")
+    });
+    assert_eq!(caller_trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(fresh_trace_id.len(), 32);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for trace_id in [caller_trace_id, fresh_trace_id] {
+        assert!(
+            log.contains(&format!("trace_id={trace_id}")),
+            "missing `{trace_id}` in:\n{log}"
+        );
+    }
+}
