@@ -5,17 +5,16 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use biot_notifications::notification::PreparedNotification;
 use biot_notifications::notifier::{DeliveryError, Notifier};
-use biot_notifications::store::{InMemoryStore, SubscriptionStore};
+use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{Dispatcher, Endpoint, EndpointPolicy, SubscribeRequest, Subscription};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 
-use common::{endpoint_60, insert, ready, scaled};
+use common::{ready, scaled, SubscribeFixture};
 
 const BODY: &[u8] = br#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugins.example.com/biot/notifications/patient-created","templateName":"adultPatient"}"#;
 
@@ -78,51 +77,12 @@ fn subscribe_into_store_of(
     policy: &EndpointPolicy,
     total: usize,
 ) {
-    let store = InMemoryStore::new();
-    let templates = total / 10;
-    for i in 0..total {
-        let key = SubscribeRequest::new("patient", "_create", endpoint_60(i as u64).as_str())
-            .with_template(format!("template{}", i % templates))
-            .key()
-            .unwrap();
-        insert(&store, Subscription::new(key));
-    }
-    let bodies = |first: u64, n: u64| -> Vec<Vec<u8>> {
-        (first..first + n)
-            .map(|k| {
-                format!(
-                    r#"{{"entityTypeName":"patient","actionName":"_create","endpoint":"https://n{k}.plugins.example.com/biot/notifications/patient-created","templateName":"template{}"}}"#,
-                    k % templates as u64
-                )
-                .into_bytes()
-            })
-            .collect()
-    };
-    // Times `timed` on fresh bodies, 64 at a time, removing what it subscribed off the clock.
-    let timed_chunks = |iters: u64, timed: &mut dyn FnMut(&[u8])| {
-        const CHUNK: u64 = 64;
-        let mut elapsed = Duration::ZERO;
-        let mut done = 0;
-        while done < iters {
-            let n = CHUNK.min(iters - done);
-            let chunk = bodies(done, n);
-            let started = Instant::now();
-            for body in &chunk {
-                timed(body);
-            }
-            elapsed += started.elapsed();
-            for body in &chunk {
-                let key = SubscribeRequest::from_json(body).unwrap().key().unwrap();
-                ready(store.remove(&key)).unwrap();
-            }
-            done += n;
-        }
-        elapsed
-    };
+    let fixture = SubscribeFixture::new(total);
+    let store = &fixture.store;
     group.bench_function(BenchmarkId::new("parse+validate+insert", total), |b| {
         b.iter_custom(|iters| {
-            timed_chunks(iters, &mut |body| {
-                let key = SubscribeRequest::from_json(body)
+            fixture.time(iters, <[u8]>::to_vec, |body| {
+                let key = SubscribeRequest::from_json(&body)
                     .unwrap()
                     .validate(policy)
                     .unwrap();
@@ -136,8 +96,8 @@ fn subscribe_into_store_of(
         BenchmarkId::new("parse+Dispatcher::subscribe", total),
         |b| {
             b.iter_custom(|iters| {
-                timed_chunks(iters, &mut |body| {
-                    let request = SubscribeRequest::from_json(body).unwrap();
+                fixture.time(iters, <[u8]>::to_vec, |body| {
+                    let request = SubscribeRequest::from_json(&body).unwrap();
                     ready(dispatcher.subscribe(&request)).unwrap();
                 })
             })

@@ -5,10 +5,12 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
-use biot_notifications::{Endpoint, EventType, Subscription, SubscriptionKey, TemplateName};
+use biot_notifications::{
+    Endpoint, EventType, SubscribeRequest, Subscription, SubscriptionKey, TemplateName,
+};
 use criterion::Criterion;
 use futures_util::FutureExt;
 
@@ -94,5 +96,70 @@ impl Noise {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    }
+}
+
+/// What the subscribe benches (direct and through the HTTP handler) run against: a
+/// store of `total` subscriptions to `patient/_create` in template buckets of 10, and
+/// fresh subscribe bodies, each joining one of those buckets.
+pub struct SubscribeFixture {
+    pub store: InMemoryStore,
+    templates: usize,
+}
+
+impl SubscribeFixture {
+    pub fn new(total: usize) -> Self {
+        let store = InMemoryStore::new();
+        let templates = total / 10;
+        for i in 0..total {
+            let key = SubscribeRequest::new("patient", "_create", endpoint_60(i as u64).as_str())
+                .with_template(format!("template{}", i % templates))
+                .key()
+                .expect("a valid request");
+            insert(&store, Subscription::new(key));
+        }
+        SubscribeFixture { store, templates }
+    }
+
+    /// The `k`-th fresh subscribe body: a new endpoint, an existing template.
+    pub fn body(&self, k: u64) -> Vec<u8> {
+        format!(
+            r#"{{"entityTypeName":"patient","actionName":"_create","endpoint":"https://n{k}.plugins.example.com/biot/notifications/patient-created","templateName":"template{}"}}"#,
+            k % self.templates as u64
+        )
+        .into_bytes()
+    }
+
+    /// Times `timed` on `iters` fresh bodies, 64 at a time, each made ready by `prepare`
+    /// off the clock; what was subscribed is removed off the clock too, so the store
+    /// keeps its size.
+    pub fn time<T>(
+        &self,
+        iters: u64,
+        prepare: impl Fn(&[u8]) -> T,
+        mut timed: impl FnMut(T),
+    ) -> Duration {
+        const CHUNK: u64 = 64;
+        let mut elapsed = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let bodies: Vec<Vec<u8>> = (done..done + CHUNK.min(iters - done))
+                .map(|k| self.body(k))
+                .collect();
+            let inputs: Vec<T> = bodies.iter().map(|body| prepare(body)).collect();
+            let started = Instant::now();
+            for input in inputs {
+                timed(input);
+            }
+            elapsed += started.elapsed();
+            for body in &bodies {
+                let key = SubscribeRequest::from_json(body)
+                    .and_then(|request| request.key())
+                    .expect("a valid request");
+                ready(self.store.remove(&key)).expect("subscribed by `timed`");
+            }
+            done += bodies.len() as u64;
+        }
+        elapsed
     }
 }

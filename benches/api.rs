@@ -1,0 +1,137 @@
+//! BioT's HTTP handler, [`Api::handle`], beside the direct calls it wraps: subscribe into
+//! stores of 1,000 and 100,000 subscriptions, and a search page of 100 among 100,000.
+//!
+//! `cargo bench --bench api` (`BIOT_BENCH_QUICK=1` for a smoke run: stores a tenth the size)
+//!
+//! Requests are built off the clock, as a server hands them over. What the handler adds
+//! to the direct call is routing, the content-type and size checks, collecting the body,
+//! its tracing span and panic guard, and serialising the response.
+
+mod common;
+
+use async_trait::async_trait;
+use biot_notifications::api::Api;
+use biot_notifications::notification::PreparedNotification;
+use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::search::{FilterCondition, SearchField, SearchRequest};
+use biot_notifications::store::InMemoryStore;
+use biot_notifications::{Dispatcher, Endpoint, SubscribeRequest};
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use http::header::CONTENT_TYPE;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+use common::SubscribeFixture;
+use common::{endpoint_60, insert, pairs, ready, scaled, subscription, template, Noise};
+
+const SUBSCRIBE_URI: &str = "/dispatcher/v1/hooks/notifications/subscribe";
+const SEARCH_URI: &str = "/dispatcher/v1/hooks/notifications";
+
+/// Never called: neither subscribing nor searching notifies.
+#[derive(Debug)]
+struct Unused;
+
+#[async_trait]
+impl Notifier for Unused {
+    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
+        unreachable!("subscribing and searching notify nobody")
+    }
+}
+
+fn subscribe(c: &mut Criterion) {
+    let mut group = c.benchmark_group("api/subscribe");
+    for total in [1_000, scaled(100_000)] {
+        let fixture = SubscribeFixture::new(total);
+        let dispatcher = Dispatcher::new(fixture.store.clone(), Unused);
+        let api = Api::new(dispatcher.clone());
+        group.bench_function(
+            BenchmarkId::new("parse+Dispatcher::subscribe", total),
+            |b| {
+                b.iter_custom(|iters| {
+                    fixture.time(iters, <[u8]>::to_vec, |body| {
+                        let request = SubscribeRequest::from_json(&body).unwrap();
+                        ready(dispatcher.subscribe(&request)).unwrap();
+                    })
+                })
+            },
+        );
+        group.bench_function(BenchmarkId::new("Api::handle", total), |b| {
+            b.iter_custom(|iters| {
+                let prepare = |body: &[u8]| {
+                    Request::post(SUBSCRIBE_URI)
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::copy_from_slice(body)))
+                        .unwrap()
+                };
+                fixture.time(iters, prepare, |request| {
+                    let response = ready(api.handle(request));
+                    assert_eq!(response.status(), StatusCode::CREATED);
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn search(c: &mut Criterion) {
+    let total = scaled(100_000);
+    // Every pair, 70% of subscriptions narrowed to one of 200 templates.
+    let store = InMemoryStore::new();
+    let pairs = pairs();
+    let mut noise = Noise::new(0x5ea2c4);
+    for n in 0..total {
+        let pair = pairs[n % pairs.len()];
+        let template = (noise.below(10) < 7).then(|| template(noise.below(200)));
+        insert(&store, subscription(pair, endpoint_60(n as u64), template));
+    }
+    let dispatcher = Dispatcher::new(store, Unused);
+    let api = Api::new(dispatcher.clone());
+
+    let cases = [
+        ("first-page", SearchRequest::new().with_limit(100)),
+        (
+            "patients-page-3",
+            SearchRequest::new()
+                .with_filter(SearchField::EntityTypeName, FilterCondition::eq("patient"))
+                .with_limit(100)
+                .with_page(2),
+        ),
+    ];
+    let mut group = c.benchmark_group("api/search");
+    for (name, request) in &cases {
+        let json = serde_json::to_vec(request).unwrap();
+        let page = ready(dispatcher.search(request)).unwrap();
+        assert_eq!(page.data.len(), 100, "{name}: a full page");
+        group.bench_function(BenchmarkId::new("parse+Dispatcher::search", name), |b| {
+            b.iter(|| {
+                let request = SearchRequest::from_json(&json).unwrap();
+                ready(dispatcher.search(&request)).unwrap()
+            })
+        });
+        let uri = format!("{SEARCH_URI}?{}", request.to_query());
+        group.bench_function(BenchmarkId::new("Api::handle", name), |b| {
+            b.iter_batched(
+                || {
+                    Request::get(uri.as_str())
+                        .body(Full::new(Bytes::new()))
+                        .unwrap()
+                },
+                |request| {
+                    let response = ready(api.handle(request));
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = subscribe, search
+}
+criterion_main!(benches);
