@@ -381,8 +381,8 @@ impl Subscription {
     }
 }
 
-/// Serialises from borrowed fields: serde's `into` would clone the subscription, every
-/// string in it, for each response and each row written.
+// Serialises from borrowed fields: serde's `into` would clone the subscription, every
+// string in it, for each response and each row written.
 impl Serialize for Subscription {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         SubscriptionWireRef {
@@ -399,7 +399,7 @@ impl Serialize for Subscription {
 
 /// The serde shape of a [`Subscription`], written: [`SubscriptionWire`] borrowed.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename = "Subscription", rename_all = "camelCase")]
 struct SubscriptionWireRef<'a> {
     entity_type_name: &'static str,
     action_name: &'static str,
@@ -413,12 +413,12 @@ struct SubscriptionWireRef<'a> {
 
 /// The serde shape of a [`Subscription`], read.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename = "Subscription", rename_all = "camelCase")]
 struct SubscriptionWire {
     entity_type_name: String,
     action_name: String,
     endpoint: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     template_name: Option<String>,
     id: Uuid,
     /// Absent in BioT's own `SubscribeResponse`; such a subscription counts as oldest.

@@ -301,6 +301,32 @@ fn a_subscription_serialises_as_biots_subscribe_response() {
 }
 
 #[test]
+fn a_subscription_serialises_to_exactly_these_bytes() {
+    let key = |template: Option<&str>| {
+        let request =
+            SubscribeRequest::new("patient", "create", "HTTPS://Plugin.Example.com:443/hook");
+        match template {
+            Some(template) => request.with_template(template),
+            None => request,
+        }
+        .key()
+        .unwrap()
+    };
+    let id = uuid::Uuid::from_u128(0x4bbb10e4_7350_4dd9_a495_33c1e5db8dcc);
+    let created = time::macros::datetime!(2026-11-27 23:30:08.891736509 UTC);
+    let narrowed = Subscription::from_parts(id, key(Some("adult \"A\"")), created);
+    assert_eq!(
+        serde_json::to_string(&narrowed).unwrap(),
+        r#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugin.example.com/hook","templateName":"adult \"A\"","id":"4bbb10e4-7350-4dd9-a495-33c1e5db8dcc","creationTime":"2026-11-27T23:30:08.891736509Z"}"#
+    );
+    let unnarrowed = Subscription::from_parts(id, key(None), created);
+    assert_eq!(
+        serde_json::to_string(&unnarrowed).unwrap(),
+        r#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugin.example.com/hook","id":"4bbb10e4-7350-4dd9-a495-33c1e5db8dcc","creationTime":"2026-11-27T23:30:08.891736509Z"}"#
+    );
+}
+
+#[test]
 fn a_subscription_cannot_be_deserialised_without_validation() {
     let base = json!({
         "id": "8f14e45f-ceea-467f-a8f4-2a8f0c3a1b2c",

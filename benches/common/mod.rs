@@ -109,6 +109,7 @@ pub struct SubscribeFixture {
 
 impl SubscribeFixture {
     pub fn new(total: usize) -> Self {
+        assert!(total >= 10, "at least one bucket of 10");
         let store = InMemoryStore::new();
         let templates = total / 10;
         for i in 0..total {
@@ -131,8 +132,8 @@ impl SubscribeFixture {
     }
 
     /// Times `timed` on `iters` fresh bodies, 64 at a time, each made ready by `prepare`
-    /// off the clock; what was subscribed is removed off the clock too, so the store
-    /// keeps its size.
+    /// off the clock (`timed` consumes what `prepare` made, so dropping it is timed);
+    /// what was subscribed is removed off the clock, so the store keeps its size.
     pub fn time<T>(
         &self,
         iters: u64,
