@@ -14,13 +14,11 @@
 
 mod common;
 
-use async_trait::async_trait;
 use biot_notifications::api::Api;
-use biot_notifications::notification::PreparedNotification;
-use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{FilterCondition, SearchField, SearchRequest, SearchResponse};
 use biot_notifications::store::InMemoryStore;
-use biot_notifications::{Dispatcher, Endpoint, SubscribeRequest};
+use biot_notifications::{Dispatcher, SubscribeRequest};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use http::header::CONTENT_TYPE;
@@ -33,22 +31,11 @@ use common::{endpoint_60, insert, pairs, ready, scaled, subscription, template, 
 const SUBSCRIBE_URI: &str = "/dispatcher/v1/hooks/notifications/subscribe";
 const SEARCH_URI: &str = "/dispatcher/v1/hooks/notifications";
 
-/// Never called: neither subscribing nor searching notifies.
-#[derive(Debug)]
-struct Unused;
-
-#[async_trait]
-impl Notifier for Unused {
-    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-        unreachable!("subscribing and searching notify nobody")
-    }
-}
-
 fn subscribe(c: &mut Criterion) {
     let mut group = c.benchmark_group("api/subscribe");
     for total in [1_000, scaled(100_000)] {
         let fixture = SubscribeFixture::new(total);
-        let dispatcher = Dispatcher::new(fixture.store.clone(), Unused);
+        let dispatcher = Dispatcher::new(fixture.store.clone(), DiscardingNotifier);
         let api = Api::new(dispatcher.clone());
         group.bench_function(
             BenchmarkId::new("parse+Dispatcher::subscribe", total),
@@ -93,7 +80,7 @@ fn search(c: &mut Criterion) {
             subscription(pair, endpoint_60(n as u64), narrowed_to),
         );
     }
-    let dispatcher = Dispatcher::new(store, Unused);
+    let dispatcher = Dispatcher::new(store, DiscardingNotifier);
     let api = Api::new(dispatcher.clone());
 
     let cases = [

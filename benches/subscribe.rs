@@ -6,28 +6,15 @@ mod common;
 
 use std::hint::black_box;
 
-use async_trait::async_trait;
-use biot_notifications::notification::PreparedNotification;
-use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::store::SubscriptionStore;
-use biot_notifications::{Dispatcher, Endpoint, EndpointPolicy, SubscribeRequest, Subscription};
+use biot_notifications::{Dispatcher, EndpointPolicy, SubscribeRequest, Subscription};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 
 use common::{ready, scaled, SubscribeFixture};
 
 const BODY: &[u8] = br#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugins.example.com/biot/notifications/patient-created","templateName":"adultPatient"}"#;
-
-/// Never called: the subscribe path does not notify.
-#[derive(Debug)]
-struct Unused;
-
-#[async_trait]
-impl Notifier for Unused {
-    async fn notify(&self, _: &Endpoint, _: &PreparedNotification) -> Result<(), DeliveryError> {
-        unreachable!("subscribing notifies nobody")
-    }
-}
 
 fn parse_and_validate(c: &mut Criterion) {
     let policy = EndpointPolicy::default();
@@ -91,7 +78,7 @@ fn subscribe_into_store_of(
         })
     });
     // The same through the dispatcher, as the HTTP handler calls it.
-    let dispatcher = Dispatcher::new(store.clone(), Unused);
+    let dispatcher = Dispatcher::new(store.clone(), DiscardingNotifier);
     group.bench_function(
         BenchmarkId::new("parse+Dispatcher::subscribe", total),
         |b| {
