@@ -6,9 +6,8 @@ mod common;
 
 use std::hint::black_box;
 
-use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::store::SubscriptionStore;
-use biot_notifications::{Dispatcher, EndpointPolicy, SubscribeRequest, Subscription};
+use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 
@@ -77,19 +76,7 @@ fn subscribe_into_store_of(
             })
         })
     });
-    // The same through the dispatcher, as the HTTP handler calls it.
-    let dispatcher = Dispatcher::new(store.clone(), DiscardingNotifier);
-    group.bench_function(
-        BenchmarkId::new("parse+Dispatcher::subscribe", total),
-        |b| {
-            b.iter_custom(|iters| {
-                fixture.time(iters, <[u8]>::to_vec, |body| {
-                    let request = SubscribeRequest::from_json(&body).unwrap();
-                    ready(dispatcher.subscribe(&request)).unwrap();
-                })
-            })
-        },
-    );
+    // Through the dispatcher and the HTTP handler: `benches/api.rs`.
 }
 
 criterion_group! {
