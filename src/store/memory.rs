@@ -8,15 +8,22 @@
 //! template plus a sharded map from template name to bucket. [`matching`] is two
 //! lookups and costs O(matches), however many other subscriptions there are.
 //!
-//! A bucket is an immutable snapshot: a persistent B+tree of `Arc<Subscription>`s with
-//! nodes of at most 32 entries (or, for the many buckets of one, just that one).
-//! Writers (serialised by one lock) build the next snapshot off to the side and publish
-//! it with a pointer swap, so a dispatch never waits behind a write for longer than that
-//! swap, and a dispatch that is already running keeps the snapshot it started with. The
-//! next snapshot shares every node of the current one but those on the path to the
-//! changed entry, so a write costs O(log n) in the bucket's size: a bucket of 10,000
-//! costs a write about as much as one of 100 (a flat copy-on-write array would copy all
-//! 10,000, and filling one bucket would take quadratic time).
+//! A bucket is a B+tree of `Arc<Subscription>`s with nodes of at most 32 entries (or,
+//! for the many buckets of one, just that one), whose nodes are shared through `Arc`s.
+//! A dispatch takes a snapshot of each bucket it needs under the bucket's read lock (one
+//! reference count) and reads it after releasing the lock, so a dispatch holds a lock
+//! only for that count, and a write never changes what a running dispatch sees.
+//!
+//! Writers are serialised by one lock. A writer edits a bucket in place, under its write
+//! lock, when no dispatch holds a snapshot of it, which is nearly always: it touches the
+//! nodes on one path and nothing else (copying a node would bump the reference count of
+//! every subscription in it, each a cache miss in a large store), so a dispatch that
+//! comes by waits for at most that one edit. When a dispatch does hold a snapshot, the
+//! writer edits a copy outside the lock instead, copying only the nodes on its path
+//! ([`Arc::make_mut`]: the copy shares every other node), and swaps it in. Either way a
+//! write costs O(log n) in the bucket's size: a bucket of 10,000 costs a write about as
+//! much as one of 100 (a flat copy-on-write array would copy all 10,000, and filling one
+//! bucket would take quadratic time).
 //!
 //! A tree is ordered by a seeded hash of the endpoint, then the endpoint, so finding a
 //! duplicate or the subscription to remove is O(log n) integer comparisons, not string
@@ -34,7 +41,6 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::iter;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -196,85 +202,142 @@ enum Place<'a> {
     Templated(&'a RwLock<TemplateMap>, &'a str),
 }
 
+/// The bucket already holds a subscription at that endpoint.
+#[derive(Debug)]
+struct Taken;
+
 impl Place<'_> {
-    /// The current bucket, if any (a reference-count bump).
-    fn bucket(&self) -> Option<Bucket> {
+    /// The current bucket, if any: a snapshot, for one reference count.
+    fn snapshot(&self) -> Option<Bucket> {
         match *self {
             Place::Untemplated(slot) => read(slot).clone(),
             Place::Templated(shard, template) => read(shard).get(template).cloned(),
         }
     }
 
-    /// Publishes the next snapshot of the bucket; `None` drops the bucket.
-    /// Callers hold the writer lock.
-    fn publish(&self, next: Option<Bucket>) {
-        let previous = match *self {
-            Place::Untemplated(slot) => std::mem::replace(&mut *write(slot), next),
+    /// Whether the bucket holds a subscription at `key`.
+    fn contains(&self, key: Key<'_>) -> bool {
+        match *self {
+            Place::Untemplated(slot) => read(slot).as_ref().is_some_and(|b| b.contains(key)),
             Place::Templated(shard, template) => {
-                let mut shard = write(shard);
-                match next {
-                    Some(next) => match shard.get_mut(template) {
-                        Some(current) => Some(std::mem::replace(current, next)),
-                        None => shard.insert(template.into(), next),
-                    },
-                    None => shard.remove(template),
-                }
+                read(shard).get(template).is_some_and(|b| b.contains(key))
             }
-        };
-        // Dropping the old snapshot may release a subscription (after a removal) and the
-        // nodes only it used: do that work after the shard's lock is gone.
-        drop(previous);
+        }
     }
+
+    /// Applies `edit` to the bucket; `None` when there is no bucket. Callers hold the
+    /// writers' lock, so no other write happens meanwhile.
+    ///
+    /// When no reader holds a snapshot of the bucket (the usual case), the edit is made
+    /// in place, under the bucket's lock: nothing is copied, and only the nodes on one
+    /// path are touched. Otherwise the edit is made on a copy, outside the lock (sharing
+    /// all but the copied path), and the copy is swapped in: readers then wait for no
+    /// more than the swap, and the snapshots they hold stay as they were.
+    fn edit<R>(&self, edit: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
+        match *self {
+            Place::Untemplated(slot) => edit_bucket(slot, Option::as_mut, edit),
+            Place::Templated(shard, template) => {
+                edit_bucket(shard, |shard| shard.get_mut(template), edit)
+            }
+        }
+    }
+
+    /// Makes the bucket, of one subscription. Callers hold the writers' lock and found
+    /// no bucket.
+    fn create(&self, only: Arc<Subscription>) {
+        match *self {
+            Place::Untemplated(slot) => *write(slot) = Some(Bucket::One(only)),
+            Place::Templated(shard, template) => {
+                write(shard).insert(template.into(), Bucket::One(only));
+            }
+        }
+    }
+
+    /// Drops the bucket. Callers hold the writers' lock.
+    fn drop_bucket(&self) {
+        let dropped = match *self {
+            Place::Untemplated(slot) => write(slot).take(),
+            Place::Templated(shard, template) => write(shard).remove(template),
+        };
+        // After the lock is released.
+        drop(dropped);
+    }
+}
+
+/// [`Place::edit`], for a bucket that `locate` finds in what `lock` guards.
+fn edit_bucket<T, R>(
+    lock: &RwLock<T>,
+    locate: impl Fn(&mut T) -> Option<&mut Bucket>,
+    edit: impl FnOnce(&mut Bucket) -> R,
+) -> Option<R> {
+    let mut guard = write(lock);
+    let bucket = locate(&mut guard)?;
+    if !bucket.is_shared() {
+        return Some(edit(bucket));
+    }
+    let mut next = bucket.clone();
+    drop(guard);
+    let result = edit(&mut next);
+    let previous = locate(&mut write(lock)).map(|current| std::mem::replace(current, next));
+    // Dropping the previous version may free the nodes only it used: not under the lock.
+    drop(previous);
+    Some(result)
 }
 
 #[async_trait]
 impl SubscriptionStore for InMemoryStore {
     async fn insert(&self, subscription: Subscription) -> Result<(), Error> {
-        let mut by_id = write(&self.inner.by_id);
         let subscription = Arc::new(subscription);
         let key = subscription.key();
-        let place = self.place(key.event_type(), key.template_name().map(|t| t.as_str()));
-        let next = match place.bucket() {
-            None => Bucket::One(Arc::clone(&subscription)),
-            Some(current) => {
-                let entry = Entry {
-                    hash: self.hash_endpoint(key.endpoint()),
-                    subscription: Arc::clone(&subscription),
-                };
-                current
-                    .insert(entry, |e| self.hash_endpoint(e))
-                    .ok_or_else(|| Error::AlreadyExists {
-                        subscription: Box::new(key.clone()),
-                    })?
-            }
+        let entry = Entry {
+            hash: self.hash_endpoint(key.endpoint()),
+            subscription: Arc::clone(&subscription),
         };
-        // Nothing is published yet, so a refused id leaves the store as it was.
-        if !by_id.insert(ById(Arc::clone(&subscription))) {
-            return Err(Error::Internal {
-                source: format!("subscription id {} is already in use", subscription.id()).into(),
+        let place = self.place(key.event_type(), key.template_name().map(|t| t.as_str()));
+        let already_exists = || Error::AlreadyExists {
+            subscription: Box::new(key.clone()),
+        };
+        let mut by_id = write(&self.inner.by_id);
+        // Refused before anything changes, so a refused insert leaves the store as it was.
+        // A taken identity is the more useful answer when both are taken.
+        if by_id.contains(subscription.id_ref()) {
+            return Err(if place.contains(entry.key()) {
+                already_exists()
+            } else {
+                Error::Internal {
+                    source: format!("subscription id {} is already in use", subscription.id())
+                        .into(),
+                }
             });
         }
-        place.publish(Some(next));
+        match place.edit(|bucket| bucket.insert(entry, |e| self.hash_endpoint(e))) {
+            Some(Ok(())) => {}
+            Some(Err(Taken)) => return Err(already_exists()),
+            None => place.create(Arc::clone(&subscription)),
+        }
+        // After the bucket's lock is released: growing the id index can take a while.
+        by_id.insert(ById(subscription));
         Ok(())
     }
 
     async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
-        let mut by_id = write(&self.inner.by_id);
+        let at = Key {
+            hash: self.hash_endpoint(key.endpoint()),
+            endpoint: key.endpoint(),
+        };
         let place = self.place(key.event_type(), key.template_name().map(|t| t.as_str()));
-        let Some((next, removed)) = place.bucket().and_then(|current| {
-            current.remove(Key {
-                hash: self.hash_endpoint(key.endpoint()),
-                endpoint: key.endpoint(),
-            })
-        }) else {
+        let mut by_id = write(&self.inner.by_id);
+        let Some((removed, emptied)) = place.edit(|bucket| bucket.remove(at)).flatten() else {
             return Err(Error::NotFound {
                 subscription: Box::new(key.clone()),
             });
         };
-        place.publish(next);
-        by_id.remove(&removed.id());
+        if emptied {
+            place.drop_bucket();
+        }
+        by_id.remove(removed.id_ref());
         drop(by_id);
-        // Readers may still hold the old snapshot; hand back a copy in that case.
+        // A dispatch may still hold the subscription; hand back a copy in that case.
         Ok(Arc::unwrap_or_clone(removed))
     }
 
@@ -289,11 +352,12 @@ impl SubscriptionStore for InMemoryStore {
         event_type: EventType,
         template: Option<&str>,
     ) -> Result<Vec<Arc<Subscription>>, Error> {
-        let untemplated = self.place(event_type, None).bucket();
-        let templated = template.and_then(|t| self.place(event_type, Some(t)).bucket());
-        let mut matches =
-            Vec::with_capacity(Bucket::len_of(&untemplated) + Bucket::len_of(&templated));
-        for bucket in [templated, untemplated].iter().flatten() {
+        // Snapshots, each taken under its lock and read after it is released.
+        let untemplated = self.place(event_type, None).snapshot();
+        let templated = template.and_then(|t| self.place(event_type, Some(t)).snapshot());
+        let buckets = [templated, untemplated];
+        let mut matches = Vec::with_capacity(buckets.iter().flatten().map(Bucket::len).sum());
+        for bucket in buckets.iter().flatten() {
             bucket.extend_into(&mut matches);
         }
         Ok(matches)
@@ -309,21 +373,25 @@ impl SubscriptionStore for InMemoryStore {
     }
 }
 
-/// An immutable, non-empty set of subscriptions that share a pair and a template.
-/// Cloning it is a reference-count bump.
+/// A non-empty set of subscriptions that share a pair and a template.
+/// Cloning it is a reference-count bump: a snapshot.
 #[derive(Clone)]
 enum Bucket {
     /// The only subscription: no tree to allocate for the many buckets of one.
     One(Arc<Subscription>),
+    /// Two or more. No count is kept beside the tree: a writer would update it on every
+    /// write, on the cache line readers look the bucket up in.
     Tree(Node),
 }
 
-/// A node of a bucket's B+tree. Never empty; entries, and children's entries, are in
-/// strictly increasing [`Key`] order, and every leaf is at the same depth.
+/// A node of a bucket's B+tree, shared by every version of the tree that still has it.
+/// Never empty in a published tree; entries, and children's entries, are in strictly
+/// increasing [`Key`] order, every leaf is at the same depth, and no node holds more
+/// than [`FANOUT`] entries or children, nor has room for more.
 #[derive(Clone)]
 enum Node {
-    Leaf(Arc<[Entry]>),
-    Branch(Arc<[Node]>),
+    Leaf(Arc<Vec<Entry>>),
+    Branch(Arc<Vec<Node>>),
 }
 
 /// A subscription in a bucket's tree, with the hash of its endpoint.
@@ -343,13 +411,14 @@ struct Key<'a> {
     endpoint: &'a Endpoint,
 }
 
-/// What an insertion made of a node: the node, or two when it outgrew [`FANOUT`].
-enum Grown {
-    One(Node),
-    Two(Node, Node),
-}
-
 impl Entry {
+    fn key(&self) -> Key<'_> {
+        Key {
+            hash: self.hash,
+            endpoint: self.subscription.endpoint(),
+        }
+    }
+
     fn cmp(&self, key: Key<'_>) -> Ordering {
         self.hash
             .cmp(&key.hash)
@@ -358,11 +427,10 @@ impl Entry {
 }
 
 impl Bucket {
-    fn len_of(bucket: &Option<Bucket>) -> usize {
-        match bucket {
-            None => 0,
-            Some(Bucket::One(_)) => 1,
-            Some(Bucket::Tree(root)) => root.len(),
+    fn len(&self) -> usize {
+        match self {
+            Bucket::One(_) => 1,
+            Bucket::Tree(root) => root.len(),
         }
     }
 
@@ -373,58 +441,81 @@ impl Bucket {
         }
     }
 
-    /// The next snapshot, with `entry` added; `None` when its endpoint is taken.
-    /// `hash` is how `entry.hash` was computed.
-    fn insert(&self, entry: Entry, hash: impl Fn(&Endpoint) -> u64) -> Option<Bucket> {
-        let grown = match self {
+    /// Whether a reader may hold a snapshot of this bucket's tree. A plain read of the
+    /// root's count: writers check it under the bucket's lock, where no reader can take
+    /// a new snapshot, and [`Arc::make_mut`] checks every node again on the way down.
+    fn is_shared(&self) -> bool {
+        match self {
+            Bucket::One(_) => false,
+            Bucket::Tree(Node::Leaf(entries)) => Arc::strong_count(entries) > 1,
+            Bucket::Tree(Node::Branch(children)) => Arc::strong_count(children) > 1,
+        }
+    }
+
+    fn contains(&self, key: Key<'_>) -> bool {
+        match self {
+            Bucket::One(only) => only.endpoint() == key.endpoint,
+            Bucket::Tree(root) => root.contains(key),
+        }
+    }
+
+    /// Adds `entry`, unless its endpoint is taken. `hash` is how `entry.hash` was
+    /// computed.
+    fn insert(&mut self, entry: Entry, hash: impl Fn(&Endpoint) -> u64) -> Result<(), Taken> {
+        match self {
             Bucket::One(only) => {
                 let only = Entry {
                     hash: hash(only.endpoint()),
                     subscription: Arc::clone(only),
                 };
-                let key = Key {
-                    hash: entry.hash,
-                    endpoint: entry.subscription.endpoint(),
+                let pair = match only.cmp(entry.key()) {
+                    Ordering::Less => vec![only, entry],
+                    Ordering::Greater => vec![entry, only],
+                    Ordering::Equal => return Err(Taken),
                 };
-                let pair = match only.cmp(key) {
-                    Ordering::Less => [only, entry],
-                    Ordering::Greater => [entry, only],
-                    Ordering::Equal => return None,
-                };
-                Grown::One(Node::Leaf(Arc::new(pair)))
+                *self = Bucket::Tree(Node::Leaf(Arc::new(pair)));
             }
-            Bucket::Tree(root) => root.insert(entry)?,
-        };
-        Some(Bucket::Tree(match grown {
-            Grown::One(root) => root,
-            Grown::Two(left, right) => Node::Branch(Arc::new([left, right])),
-        }))
-    }
-
-    /// The next snapshot without the subscription at `key` (`None` when that was the
-    /// last one), and that subscription; `None` when there is none.
-    fn remove(&self, key: Key<'_>) -> Option<(Option<Bucket>, Arc<Subscription>)> {
-        let (mut root, removed) = match self {
-            Bucket::One(only) if only.endpoint() == key.endpoint => {
-                return Some((None, Arc::clone(only)))
-            }
-            Bucket::One(_) => return None,
-            Bucket::Tree(root) => root.remove(key)?,
-        };
-        // Keep the tree no taller than it needs: a branch with one child is that child,
-        // and a leaf of one is that one.
-        loop {
-            match &root {
-                Some(Node::Branch(children)) if children.len() == 1 => {
-                    root = Some(children[0].clone());
+            Bucket::Tree(root) => {
+                if let Some(upper) = root.insert(entry)? {
+                    // The root split: the tree grows a level.
+                    *root = Node::Branch(Arc::new(vec![root.clone(), upper]));
                 }
-                Some(Node::Leaf(entries)) if entries.len() == 1 => {
-                    let only = Arc::clone(&entries[0].subscription);
-                    return Some((Some(Bucket::One(only)), removed));
-                }
-                _ => return Some((root.map(Bucket::Tree), removed)),
             }
         }
+        Ok(())
+    }
+
+    /// Takes out the subscription at `key`, and says whether it was the bucket's last
+    /// (the caller then drops the bucket); `None` when there is no such subscription.
+    fn remove(&mut self, key: Key<'_>) -> Option<(Arc<Subscription>, bool)> {
+        let (removed, only_left) = match self {
+            Bucket::One(only) => {
+                return (only.endpoint() == key.endpoint).then(|| (Arc::clone(only), true))
+            }
+            Bucket::Tree(root) => {
+                let removed = root.remove(key)?;
+                // Keep the tree no taller than it needs: a branch with one child is
+                // that child, and a bucket of one needs no tree.
+                while let Node::Branch(children) = root {
+                    if children.len() > 1 {
+                        break;
+                    }
+                    let only_child = children[0].clone();
+                    *root = only_child;
+                }
+                let only_left = match root {
+                    Node::Leaf(entries) if entries.len() == 1 => {
+                        Some(Arc::clone(&entries[0].subscription))
+                    }
+                    _ => None,
+                };
+                (removed, only_left)
+            }
+        };
+        if let Some(only) = only_left {
+            *self = Bucket::One(only);
+        }
+        Some((removed, false))
     }
 }
 
@@ -447,6 +538,13 @@ impl Node {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        match self {
+            Node::Leaf(entries) => entries.is_empty(),
+            Node::Branch(children) => children.is_empty(),
+        }
+    }
+
     fn extend_into(&self, out: &mut Vec<Arc<Subscription>>) {
         match self {
             Node::Leaf(entries) => out.extend(entries.iter().map(|e| Arc::clone(&e.subscription))),
@@ -460,97 +558,83 @@ impl Node {
         children[1..].partition_point(|child| child.first().cmp(key) != Ordering::Greater)
     }
 
-    fn insert(&self, entry: Entry) -> Option<Grown> {
-        let key = Key {
-            hash: entry.hash,
-            endpoint: entry.subscription.endpoint(),
-        };
+    fn contains(&self, key: Key<'_>) -> bool {
+        match self {
+            Node::Leaf(entries) => entries.binary_search_by(|e| e.cmp(key)).is_ok(),
+            Node::Branch(children) => children[Node::route(children, key)].contains(key),
+        }
+    }
+
+    /// Adds `entry`, in place where no other version of the tree shares the node (the
+    /// usual case), on a copy of the node where one does ([`Arc::make_mut`]). When the
+    /// node was full, its upper half is split off and returned, for the caller to add
+    /// beside it.
+    fn insert(&mut self, entry: Entry) -> Result<Option<Node>, Taken> {
         match self {
             Node::Leaf(entries) => {
-                let at = entries.binary_search_by(|e| e.cmp(key)).err()?;
-                Some(Node::rebuilt(
-                    entries,
-                    at..at,
-                    iter::once(entry),
-                    Node::Leaf,
-                ))
+                let Err(at) = entries.binary_search_by(|e| e.cmp(entry.key())) else {
+                    return Err(Taken);
+                };
+                let upper = insert_or_split(Arc::make_mut(entries), at, entry);
+                Ok(upper.map(|upper| Node::Leaf(Arc::new(upper))))
             }
             Node::Branch(children) => {
-                let at = Node::route(children, key);
-                let (child, split_off) = match children[at].insert(entry)? {
-                    Grown::One(child) => (child, None),
-                    Grown::Two(left, right) => (left, Some(right)),
+                let at = Node::route(children, entry.key());
+                let children = Arc::make_mut(children);
+                let Some(split_off) = children[at].insert(entry)? else {
+                    return Ok(None);
                 };
-                Some(Node::rebuilt(
-                    children,
-                    at..at + 1,
-                    iter::once(child).chain(split_off),
-                    Node::Branch,
-                ))
+                let upper = insert_or_split(children, at + 1, split_off);
+                Ok(upper.map(|upper| Node::Branch(Arc::new(upper))))
             }
         }
     }
 
-    /// This node without the entry at `key` (`None` when it held only that), and the
-    /// entry's subscription; `None` when it has no such entry.
-    fn remove(&self, key: Key<'_>) -> Option<(Option<Node>, Arc<Subscription>)> {
+    /// Takes out the subscription at `key` (in place, or on a copy of a shared node, as
+    /// [`insert`](Self::insert)), leaving this node empty if it was its last; `None`
+    /// when there is none. An emptied child is dropped from its branch.
+    fn remove(&mut self, key: Key<'_>) -> Option<Arc<Subscription>> {
         match self {
             Node::Leaf(entries) => {
                 let at = entries.binary_search_by(|e| e.cmp(key)).ok()?;
-                let removed = Arc::clone(&entries[at].subscription);
-                let rest = (entries.len() > 1)
-                    .then(|| Node::Leaf(without(entries, at..at + 1, iter::empty())));
-                Some((rest, removed))
+                Some(Arc::make_mut(entries).remove(at).subscription)
             }
             Node::Branch(children) => {
+                // A miss may have copied the nodes on its way that a reader shared: the
+                // copies hold the same entries, so the tree is unchanged.
                 let at = Node::route(children, key);
-                let (child, removed) = children[at].remove(key)?;
-                let rest = (children.len() > 1 || child.is_some())
-                    .then(|| Node::Branch(without(children, at..at + 1, child)));
-                Some((rest, removed))
+                let children = Arc::make_mut(children);
+                let removed = children[at].remove(key);
+                if children[at].is_empty() {
+                    children.remove(at);
+                }
+                removed
             }
         }
-    }
-
-    /// A copy of `entries` with `replaced` swapped for `with`, split in two halves if
-    /// that makes it too large for one node.
-    fn rebuilt<T: Clone>(
-        entries: &Arc<[T]>,
-        replaced: std::ops::Range<usize>,
-        with: impl Iterator<Item = T>,
-        node: fn(Arc<[T]>) -> Node,
-    ) -> Grown {
-        let copy = entries[..replaced.start]
-            .iter()
-            .cloned()
-            .chain(with)
-            .chain(entries[replaced.end..].iter().cloned());
-        let (lower, upper) = copy.size_hint();
-        if upper == Some(lower) && lower <= FANOUT {
-            // The common case: one allocation, of the exact size.
-            return Grown::One(node(copy.collect()));
-        }
-        let mut all: Vec<T> = copy.collect();
-        if all.len() <= FANOUT {
-            return Grown::One(node(all.into()));
-        }
-        let upper_half = all.split_off(all.len() / 2);
-        Grown::Two(node(all.into()), node(upper_half.into()))
     }
 }
 
-/// A copy of `entries` with `replaced` swapped for `with` (at most one entry).
-fn without<T: Clone>(
-    entries: &[T],
-    replaced: std::ops::Range<usize>,
-    with: impl IntoIterator<Item = T>,
-) -> Arc<[T]> {
-    entries[..replaced.start]
-        .iter()
-        .cloned()
-        .chain(with)
-        .chain(entries[replaced.end..].iter().cloned())
-        .collect()
+/// Inserts `item` at `at`. A full node (of [`FANOUT`]) first gives up its upper half,
+/// returned as a node of its own, so no node ever grows past `FANOUT` nor allocates room
+/// beyond it.
+fn insert_or_split<T>(items: &mut Vec<T>, at: usize, item: T) -> Option<Vec<T>> {
+    if items.len() < FANOUT {
+        if items.len() == items.capacity() {
+            // Doubling, but never past FANOUT: the spare room of a full node is waste.
+            let room = items.len().max(4).min(FANOUT - items.len());
+            items.reserve_exact(room);
+        }
+        items.insert(at, item);
+        return None;
+    }
+    let half = FANOUT / 2;
+    let mut upper = items.split_off(half);
+    if at <= half {
+        items.insert(at, item);
+    } else {
+        upper.insert(at - half, item);
+    }
+    Some(upper)
 }
 
 /// A subscription in the id index, hashed and compared by id alone, so the set can be
@@ -616,7 +700,7 @@ mod tests {
     fn entries(node: &Node, depth: usize, leaf_depth: &mut Option<usize>) -> Vec<Entry> {
         match node {
             Node::Leaf(entries) => {
-                assert!(!entries.is_empty() && entries.len() <= FANOUT);
+                assert!(!entries.is_empty() && entries.capacity() <= FANOUT);
                 assert_eq!(
                     *leaf_depth.get_or_insert(depth),
                     depth,
@@ -625,7 +709,7 @@ mod tests {
                 entries.to_vec()
             }
             Node::Branch(children) => {
-                assert!(!children.is_empty() && children.len() <= FANOUT);
+                assert!(!children.is_empty() && children.capacity() <= FANOUT);
                 children
                     .iter()
                     .flat_map(|c| entries(c, depth + 1, leaf_depth))
@@ -634,32 +718,46 @@ mod tests {
         }
     }
 
-    /// Checks a bucket's invariants (strict order, every hash `hash` of its endpoint)
-    /// and returns its endpoints, sorted.
+    /// Checks a tree's invariants (balanced, strictly ordered, every hash `hash` of its
+    /// endpoint) and returns its endpoints, sorted.
+    fn tree_endpoints(root: &Node, hash: impl Fn(&Endpoint) -> u64) -> Vec<String> {
+        let all = entries(root, 0, &mut None);
+        for pair in all.windows(2) {
+            assert_eq!(
+                pair[0].cmp(pair[1].key()),
+                Ordering::Less,
+                "strictly ordered"
+            );
+        }
+        for e in &all {
+            assert_eq!(e.hash, hash(e.subscription.endpoint()));
+        }
+        let mut found: Vec<String> = all
+            .iter()
+            .map(|e| e.subscription.endpoint().to_string())
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Checks a bucket's invariants (those of its tree) and returns its endpoints, sorted.
     fn bucket_endpoints(bucket: Option<&Bucket>, hash: impl Fn(&Endpoint) -> u64) -> Vec<String> {
-        let mut found: Vec<String> = match bucket {
+        match bucket {
             None => Vec::new(),
             Some(Bucket::One(only)) => vec![only.endpoint().to_string()],
             Some(Bucket::Tree(root)) => {
-                let all = entries(root, 0, &mut None);
-                assert!(all.len() > 1, "a bucket of one is not a tree");
-                for pair in all.windows(2) {
-                    let key = Key {
-                        hash: pair[1].hash,
-                        endpoint: pair[1].subscription.endpoint(),
-                    };
-                    assert_eq!(pair[0].cmp(key), Ordering::Less, "strictly ordered");
-                }
-                for e in &all {
-                    assert_eq!(e.hash, hash(e.subscription.endpoint()));
-                }
-                all.iter()
-                    .map(|e| e.subscription.endpoint().to_string())
-                    .collect()
+                let found = tree_endpoints(root, hash);
+                assert!(found.len() > 1, "a bucket of one is not a tree");
+                assert_eq!(root.len(), found.len());
+                found
             }
-        };
-        found.sort();
-        found
+        }
+    }
+
+    /// The endpoints in `store`'s untemplated bucket of [`pair`], its invariants checked.
+    fn untemplated_endpoints(store: &InMemoryStore) -> Vec<String> {
+        let slot = read(&store.slot(pair()).untemplated.0);
+        bucket_endpoints(slot.as_ref(), |e| store.hash_endpoint(e))
     }
 
     #[test]
@@ -672,10 +770,8 @@ mod tests {
             ready(store.insert(Subscription::new(key(n, None)))).unwrap();
             present.insert(key(n, None).endpoint().to_string());
             if step % 997 == 0 || step == order.len() - 1 {
-                let bucket = store.place(pair(), None).bucket();
-                let found = bucket_endpoints(bucket.as_ref(), |e| store.hash_endpoint(e));
-                assert_eq!(found, present.iter().cloned().collect::<Vec<_>>());
-                assert_eq!(Bucket::len_of(&bucket), present.len());
+                let expected: Vec<String> = present.iter().cloned().collect();
+                assert_eq!(untemplated_endpoints(&store), expected);
             }
         }
         assert_eq!(ready(store.matching(pair(), None)).unwrap().len(), 5_000);
@@ -689,12 +785,11 @@ mod tests {
             present.remove(&removed.endpoint().to_string());
             assert!(ready(store.remove(&key(n, None))).is_err());
             if step % 499 == 0 {
-                let bucket = store.place(pair(), None).bucket();
-                let found = bucket_endpoints(bucket.as_ref(), |e| store.hash_endpoint(e));
-                assert_eq!(found, present.iter().cloned().collect::<Vec<_>>());
+                let expected: Vec<String> = present.iter().cloned().collect();
+                assert_eq!(untemplated_endpoints(&store), expected);
             }
         }
-        assert!(store.place(pair(), None).bucket().is_none());
+        assert!(read(&store.slot(pair()).untemplated.0).is_none());
         assert_eq!(ready(store.count()).unwrap(), 0);
     }
 
@@ -712,8 +807,8 @@ mod tests {
         };
         let mut bucket = Bucket::One(subscription(0));
         for n in (1..500).rev() {
-            bucket = bucket.insert(entry(n), hash).expect("a new endpoint");
-            assert!(bucket.insert(entry(n), hash).is_none(), "a duplicate");
+            bucket.insert(entry(n), hash).expect("a new endpoint");
+            assert!(bucket.insert(entry(n), hash).is_err(), "a duplicate");
         }
         let mut expected: Vec<String> = (0..500)
             .map(|n| key(n, None).endpoint().to_string())
@@ -726,16 +821,110 @@ mod tests {
                 hash: hash(&endpoint),
                 endpoint: &endpoint,
             };
-            let (rest, removed) = bucket.remove(at).expect("present");
+            assert!(bucket.contains(at));
+            let (removed, emptied) = bucket.remove(at).expect("present");
             assert_eq!(removed.endpoint(), &endpoint);
-            if let Some(rest) = &rest {
-                assert!(rest.remove(at).is_none(), "removed");
-            }
-            match rest {
-                Some(rest) => bucket = rest,
-                None => assert_eq!(n, 499),
+            assert_eq!(
+                emptied,
+                n == 499,
+                "only the last removal empties the bucket"
+            );
+            if !emptied {
+                assert!(!bucket.contains(at), "removed");
+                assert!(bucket.remove(at).is_none(), "removed");
             }
         }
+    }
+
+    #[test]
+    fn a_reader_s_snapshot_is_untouched_by_later_writes() {
+        let store = InMemoryStore::new();
+        let hash = |e: &Endpoint| store.hash_endpoint(e);
+        let entry = |n: u64| {
+            let subscription = Arc::new(Subscription::new(key(n, None)));
+            Entry {
+                hash: hash(subscription.endpoint()),
+                subscription,
+            }
+        };
+        let mut bucket = Bucket::One(entry(0).subscription);
+        for n in 1..2_000 {
+            bucket.insert(entry(n), hash).unwrap();
+        }
+        let Bucket::Tree(snapshot) = bucket.clone() else {
+            panic!("a bucket of 2,000 is a tree");
+        };
+        let before = tree_endpoints(&snapshot, hash);
+        // Writes everywhere in the tree, on nodes the snapshot shares: each is copied.
+        for n in (0..2_000).step_by(3) {
+            let endpoint = key(n, None).endpoint().clone();
+            let at = Key {
+                hash: hash(&endpoint),
+                endpoint: &endpoint,
+            };
+            bucket.remove(at).expect("present");
+        }
+        for n in 2_000..3_000 {
+            bucket.insert(entry(n), hash).unwrap();
+        }
+        assert_eq!(tree_endpoints(&snapshot, hash), before);
+        assert_eq!(
+            bucket_endpoints(Some(&bucket), hash).len(),
+            2_000 - 667 + 1_000
+        );
+        // With the snapshot gone, the same writes happen in place.
+        drop(snapshot);
+        for n in 3_000..3_100 {
+            bucket.insert(entry(n), hash).unwrap();
+        }
+        assert_eq!(bucket_endpoints(Some(&bucket), hash).len(), 2_433);
+    }
+
+    #[test]
+    fn a_store_write_leaves_a_held_snapshot_alone() {
+        let store = InMemoryStore::new();
+        let place = || store.place(pair(), None);
+        let endpoints =
+            |bucket: &Bucket| bucket_endpoints(Some(bucket), |e| store.hash_endpoint(e));
+        for n in 0..100 {
+            ready(store.insert(Subscription::new(key(n, None)))).unwrap();
+        }
+        let snapshot = place().snapshot().expect("a bucket");
+        let before = endpoints(&snapshot);
+        // Shared with the snapshot: edited on a copy, swapped in.
+        ready(store.insert(Subscription::new(key(100, None)))).unwrap();
+        ready(store.remove(&key(0, None))).unwrap();
+        assert_eq!(endpoints(&snapshot), before);
+        let now = untemplated_endpoints(&store);
+        assert_eq!(now.len(), 100);
+        assert!(now.contains(&key(100, None).endpoint().to_string()));
+        drop(snapshot);
+        // No snapshot left: edited in place.
+        assert!(!read(&store.slot(pair()).untemplated.0)
+            .as_ref()
+            .unwrap()
+            .is_shared());
+        ready(store.insert(Subscription::new(key(0, None)))).unwrap();
+        assert_eq!(untemplated_endpoints(&store).len(), 101);
+    }
+
+    #[test]
+    fn a_clashing_id_is_refused_and_a_taken_identity_wins() {
+        let store = InMemoryStore::new();
+        let first = Subscription::new(key(1, None));
+        ready(store.insert(first.clone())).unwrap();
+        // The same subscription again: its identity is the useful answer.
+        let err = ready(store.insert(first.clone())).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+        // Another identity under a taken id: refused, and nothing changes.
+        let clash = Subscription::from_parts(first.id(), key(2, None), first.created_at());
+        let err = ready(store.insert(clash)).unwrap_err();
+        assert!(matches!(err, Error::Internal { .. }), "{err:?}");
+        assert_eq!(
+            untemplated_endpoints(&store),
+            [key(1, None).endpoint().to_string()]
+        );
+        assert_eq!(ready(store.count()).unwrap(), 1);
     }
 
     #[test]
