@@ -407,8 +407,31 @@ struct SubscriptionWireRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     template_name: Option<&'a str>,
     id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339_on_the_stack")]
     creation_time: OffsetDateTime,
+}
+
+/// Writes `time` as `time::serde::rfc3339` does, without allocating the `String` that
+/// does: every subscription written (one per response, a hundred per search page) has
+/// a creation time.
+fn rfc3339_on_the_stack<S: Serializer>(
+    time: &OffsetDateTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error as _;
+    // RFC 3339 as `time` writes it is at most 35 bytes
+    // (`9999-12-31T23:59:59.999999999+23:59`); a longer one fails to write, as an error.
+    const ROOM: usize = 40;
+    let mut buffer = [0; ROOM];
+    let mut unwritten = &mut buffer[..];
+    time.format_into(
+        &mut unwritten,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(S::Error::custom)?;
+    let written = ROOM - unwritten.len();
+    let text = std::str::from_utf8(&buffer[..written]).map_err(S::Error::custom)?;
+    serializer.serialize_str(text)
 }
 
 /// The serde shape of a [`Subscription`], read.

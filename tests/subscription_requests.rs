@@ -326,6 +326,51 @@ fn a_subscription_serialises_to_exactly_these_bytes() {
     );
 }
 
+/// The creation time is written without `time::serde::rfc3339`'s `String`; it must
+/// write the same text, and fail where that fails.
+#[test]
+fn a_creation_time_is_written_as_time_s_rfc3339_writes_it() {
+    #[derive(serde::Serialize)]
+    struct Reference(#[serde(with = "time::serde::rfc3339")] time::OffsetDateTime);
+    let key = SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook")
+        .key()
+        .unwrap();
+    let id = uuid::Uuid::from_u128(1);
+    let offsets = [
+        time::UtcOffset::UTC,
+        time::UtcOffset::from_hms(5, 30, 0).unwrap(),
+        time::UtcOffset::from_hms(-0, -30, 0).unwrap(),
+        time::UtcOffset::from_hms(-23, -59, 0).unwrap(),
+        // RFC 3339 has no seconds in offsets: `time` refuses this one.
+        time::UtcOffset::from_hms(1, 0, 30).unwrap(),
+    ];
+    let times = [
+        time::macros::datetime!(2026-11-27 23:30:08 UTC),
+        time::macros::datetime!(2026-11-27 23:30:08.5 UTC),
+        time::macros::datetime!(2026-11-27 23:30:08.891736509 UTC),
+        time::macros::datetime!(0000-01-01 00:00:00 UTC),
+        time::macros::datetime!(9999-12-31 23:59:59.999999999 UTC),
+        time::OffsetDateTime::UNIX_EPOCH,
+    ];
+    let mut refused = 0;
+    for time in times {
+        for offset in offsets {
+            let Some(time) = time.checked_to_offset(offset) else {
+                continue; // before year 0 or after 9999 in that offset: not a time here
+            };
+            let written = serde_json::to_value(Subscription::from_parts(id, key.clone(), time));
+            match serde_json::to_value(Reference(time)) {
+                Ok(reference) => assert_eq!(written.unwrap()["creationTime"], reference, "{time}"),
+                Err(_) => {
+                    assert!(written.is_err(), "{time}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "some times have no RFC 3339 form");
+}
+
 #[test]
 fn a_subscription_cannot_be_deserialised_without_validation() {
     let base = json!({
