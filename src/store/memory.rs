@@ -277,6 +277,8 @@ fn edit_bucket<T, R>(
     }
     let mut next = bucket.clone();
     drop(guard);
+    // An edit that finds nothing to do (a duplicate, a miss) may still have copied
+    // nodes: the copy holds the same subscriptions, so swapping it in changes nothing.
     let result = edit(&mut next);
     let previous = locate(&mut write(lock)).map(|current| std::mem::replace(current, next));
     // Dropping the previous version may free the nodes only it used: not under the lock.
