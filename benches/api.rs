@@ -10,7 +10,8 @@
 //! subscriber is installed, so a host logging at info level pays more) and panic guard,
 //! the boxed route future, and serialising the response with its headers. For
 //! subscribe, also the content-type and size checks and collecting the body; for
-//! search, nothing else: both sides parse the same query string.
+//! search, nothing else: both sides parse the same query string. Writing a search page
+//! is also timed alone, since the searches themselves are noisy by more than it costs.
 
 mod common;
 
@@ -118,6 +119,16 @@ fn search(c: &mut Criterion) {
                 let request = SearchRequest::from_query(Some(&query)).unwrap();
                 ready(dispatcher.search(&request)).unwrap();
             })
+        });
+        // What the handler adds on top of the search, alone: writing the page. The two
+        // searches above take milliseconds and move with the machine's load by more
+        // than this from one to the other, so their ratio alone says little.
+        group.bench_function(BenchmarkId::new("response-json-only", name), |b| {
+            b.iter_batched(
+                || page.clone(),
+                |page| serde_json::to_vec(&SearchResponse::new(request, page)).unwrap(),
+                BatchSize::SmallInput,
+            )
         });
         group.bench_function(BenchmarkId::new("Api::handle", name), |b| {
             b.iter_batched(

@@ -604,6 +604,34 @@ async fn a_stream_past_the_limit_is_cut_off_without_reading_it_all() {
     assert_eq!(store.count().await.unwrap(), 0);
 }
 
+/// A body that arrives in pieces (an empty one first, a trailers frame among them) is
+/// read whole.
+#[tokio::test]
+async fn a_body_in_several_frames_is_read_whole() {
+    let (api, store) = api();
+    let json = subscription_json("patient", "_create", "https://framed.example.com/hook");
+    let text = json.to_string();
+    let (head, tail) = text.split_at(text.len() / 2);
+    let (middle, tail) = tail.split_at(tail.len() / 2);
+    let frames = [
+        Frame::data(Bytes::new()),
+        Frame::data(Bytes::copy_from_slice(head.as_bytes())),
+        Frame::data(Bytes::copy_from_slice(middle.as_bytes())),
+        Frame::trailers(http::HeaderMap::new()),
+        Frame::data(Bytes::copy_from_slice(tail.as_bytes())),
+    ];
+    let stream = futures_util::stream::iter(frames.map(Ok::<_, Infallible>));
+    let request = Request::post(SUBSCRIBE)
+        .header(CONTENT_TYPE, "application/json")
+        .body(StreamBody::new(stream))
+        .unwrap();
+    let reply = call(&api, request).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let created: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(created["endpoint"], "https://framed.example.com/hook");
+    assert_eq!(store.count().await.unwrap(), 1);
+}
+
 #[tokio::test]
 async fn a_known_size_body_over_the_limit_without_content_length_is_refused() {
     let (api, _) = api();

@@ -39,7 +39,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
 use http::header::{HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
@@ -544,8 +544,8 @@ impl Api {
             return Err(too_large());
         }
         // Undeclared lengths (chunked bodies) are cut off at the limit while reading.
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
+        match data_of(Limited::new(body, limit)).await {
+            Ok(data) => Ok(data),
             Err(error) if is_length_limit(&*error) => Err(too_large()),
             Err(_) => Err(Error::MalformedBody {
                 reason: "the request body could not be read".to_owned(),
@@ -642,6 +642,27 @@ impl Route {
 
 /// The trace id of the request's `traceparent` when it is valid, else a fresh one, so
 /// that every error a caller reports can be found in the logs.
+/// A body's data: its only data frame as it is, or the frames joined; trailers are
+/// ignored. What `BodyExt::collect` gives, without the queue of frames it keeps first,
+/// which cost more than the rest of reading a body of one frame (the usual case).
+async fn data_of<B: Body>(body: B) -> Result<Bytes, B::Error> {
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut joined: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(mut data) = frame?.into_data() else {
+            continue;
+        };
+        let chunk = data.copy_to_bytes(data.remaining());
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&chunk),
+            None if first.is_empty() => first = chunk,
+            None => joined = Some([&first[..], &chunk[..]].concat()),
+        }
+    }
+    Ok(joined.map_or(first, Bytes::from))
+}
+
 /// The length of a trace id: 32 lower-case hex digits.
 const TRACE_ID_LEN: usize = uuid::fmt::Simple::LENGTH;
 
