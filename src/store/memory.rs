@@ -300,9 +300,11 @@ impl SubscriptionStore for InMemoryStore {
             subscription: Box::new(key.clone()),
         };
         let mut by_id = write(&self.inner.by_id);
-        // Refused before anything changes, so a refused insert leaves the store as it was.
-        // A taken identity is the more useful answer when both are taken.
-        if by_id.contains(subscription.id_ref()) {
+        // Into the id index first, before any bucket's lock is taken (growing the index
+        // can take a while); it is taken out again if the insert is refused. Nobody sees
+        // the index meanwhile: readers of it wait for the writers' lock.
+        if !by_id.insert(ById(Arc::clone(&subscription))) {
+            // A taken identity is the more useful answer when both are taken.
             return Err(if place.contains(entry.key()) {
                 already_exists()
             } else {
@@ -313,13 +315,16 @@ impl SubscriptionStore for InMemoryStore {
             });
         }
         match place.edit(|bucket| bucket.insert(entry, |e| self.hash_endpoint(e))) {
-            Some(Ok(())) => {}
-            Some(Err(Taken)) => return Err(already_exists()),
-            None => place.create(Arc::clone(&subscription)),
+            Some(Ok(())) => Ok(()),
+            Some(Err(Taken)) => {
+                by_id.remove(subscription.id_ref());
+                Err(already_exists())
+            }
+            None => {
+                place.create(Arc::clone(&subscription));
+                Ok(())
+            }
         }
-        // After the bucket's lock is released: growing the id index can take a while.
-        by_id.insert(ById(subscription));
-        Ok(())
     }
 
     async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
