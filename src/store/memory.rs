@@ -37,7 +37,6 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -102,20 +101,30 @@ impl fmt::Debug for InMemoryStore {
 struct Inner {
     /// Every subscription by id. Its write lock also serialises writers, which makes
     /// the duplicate check and the publication of a bucket one atomic step.
-    by_id: RwLock<HashSet<ById>>,
+    ///
+    /// Hashed with foldhash, not SipHash: ids are drawn at random by the store's users,
+    /// not chosen by the plugins that subscribe.
+    by_id: RwLock<HashSet<ById, QuickHash>>,
     /// The dispatch index, one slot per valid pair, indexed by `EventType::index`.
     slots: Box<[PairSlot]>,
-    /// Seeds [`quick_hash`]; random per store.
-    seed: u64,
+    /// Picks template shards and orders bucket trees; randomly seeded per store.
+    quick_hash: QuickHash,
 }
+
+/// A fast hash (foldhash), for what needs a spread and not a defence against chosen
+/// keys: the id index, picking a template's shard (the maps in the shards hash the
+/// names, which plugins choose, with SipHash), and ordering a bucket's tree, where
+/// equal hashes only mean comparing the endpoints themselves, which keeps every search
+/// O(log n) whatever the hashes. SipHash in these places cost about a fifth of a lookup
+/// and of an insertion.
+type QuickHash = foldhash::fast::RandomState;
 
 impl Default for Inner {
     fn default() -> Self {
-        let seed = RandomState::new().hash_one("InMemoryStore");
         Inner {
             by_id: RwLock::default(),
             slots: (0..EventType::COUNT).map(|_| PairSlot::default()).collect(),
-            seed,
+            quick_hash: QuickHash::default(),
         }
     }
 }
@@ -151,49 +160,22 @@ impl InMemoryStore {
         match template {
             None => Place::Untemplated(&slot.untemplated.0),
             Some(template) => {
-                let shard = shard_of(template, self.inner.seed);
+                let shard = shard_of(template, &self.inner.quick_hash);
                 Place::Templated(&slot.templated[shard].0, template)
             }
         }
     }
 
     fn hash_endpoint(&self, endpoint: &Endpoint) -> u64 {
-        quick_hash(endpoint.as_str().as_bytes(), self.inner.seed)
+        self.inner.quick_hash.hash_one(endpoint.as_str())
     }
 }
 
-/// A template's shard: the top bits of its [`quick_hash`].
-fn shard_of(template: &str, seed: u64) -> usize {
+/// A template's shard: the top bits of its quick hash.
+fn shard_of(template: &str, quick_hash: &QuickHash) -> usize {
     const _: () = assert!(TEMPLATE_SHARDS.is_power_of_two());
     // Shifted below TEMPLATE_SHARDS, so the cast cannot truncate.
-    (quick_hash(template.as_bytes(), seed) >> (64 - TEMPLATE_SHARDS.trailing_zeros())) as usize
-}
-
-/// A fast seeded hash, eight bytes at a time, for what needs a spread and not a defence:
-/// picking a template's shard (the maps in the shards hash with SipHash), and ordering a
-/// bucket's tree, where equal hashes only mean comparing the endpoints themselves, which
-/// keeps every search O(log n) whatever the hashes. SipHash in these two places cost
-/// about a fifth of a lookup and of an insertion.
-fn quick_hash(bytes: &[u8], seed: u64) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let step = |hash: u64, word: u64| (hash ^ word).wrapping_mul(K).rotate_left(31);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut hash = step(seed, bytes.len() as u64);
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        hash = step(hash, u64::from_le_bytes(word));
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        hash = step(hash, u64::from_le_bytes(word));
-    }
-    // splitmix64's finaliser, so every input bit reaches the top bits shards are cut from.
-    let hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^ (hash >> 31)
+    (quick_hash.hash_one(template) >> (64 - TEMPLATE_SHARDS.trailing_zeros())) as usize
 }
 
 /// Where one bucket lives: its pair's untemplated slot, or its template's shard map.
@@ -959,10 +941,10 @@ mod tests {
 
     #[test]
     fn template_names_spread_over_every_shard() {
-        let seed = RandomState::new().hash_one("seed");
+        let quick_hash = QuickHash::default();
         let mut counts = [0usize; TEMPLATE_SHARDS];
         for n in 0..32_000 {
-            counts[shard_of(&format!("template-{n:08}"), seed)] += 1;
+            counts[shard_of(&format!("template-{n:08}"), &quick_hash)] += 1;
         }
         // 1,000 each on average, give or take 32 (one standard deviation) for a fair spread.
         assert!(
