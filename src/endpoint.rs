@@ -187,15 +187,15 @@ impl Endpoint {
     /// The host as written in the normalised URL: a lower-case (punycode) domain, a
     /// dotted-quad IPv4 address, or an IPv6 address in brackets (`[::1]`).
     pub fn host_str(&self) -> &str {
-        // The normalised form is `scheme://host[:port]/...` with no user-info (rejected).
-        // Byte searches: the delimiters are ASCII, and the policy check runs this for
-        // every subscription, where `str` pattern searchers cost more than the rest.
-        let normalised = self.normalised.as_bytes();
-        let start = normalised
-            .windows(3)
-            .position(|w| w == b"://")
-            .map_or(normalised.len(), |i| i + 3);
-        let after_scheme = &self.normalised[start..];
+        // The normalised form is `http://` or `https://`, then the host, then `:`, `/`,
+        // `?` or the end: the scheme was checked, user-info refused, and the URL parser
+        // always writes the `//`. Byte searches: the policy check runs this for every
+        // subscription, where `str` pattern searchers cost more than the rest.
+        let after_scheme = if self.normalised.starts_with("https://") {
+            &self.normalised["https://".len()..]
+        } else {
+            &self.normalised["http://".len()..]
+        };
         let bytes = after_scheme.as_bytes();
         let end = if bytes.first() == Some(&b'[') {
             bytes
@@ -216,18 +216,7 @@ impl Endpoint {
     /// A transport resolves a [`Host::Domain`] and vets each address with
     /// [`EndpointPolicy::check_address`]; an address host needs no resolution.
     pub fn host(&self) -> Host<&str> {
-        let host = self.host_str();
-        if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            if let Ok(address) = inner.parse::<Ipv6Addr>() {
-                return Host::Ipv6(address);
-            }
-        }
-        // The URL standard reads any host ending in a number as IPv4 and serialises it as
-        // a dotted quad, so a domain can never look like one.
-        match host.parse::<Ipv4Addr>() {
-            Ok(address) => Host::Ipv4(address),
-            Err(_) => Host::Domain(host),
-        }
+        typed_host(self.host_str())
     }
 
     /// The endpoint as an HTTP request URI.
@@ -242,6 +231,21 @@ impl Endpoint {
     }
 }
 
+/// A host as [`Endpoint::host_str`] writes it, typed.
+fn typed_host(host: &str) -> Host<&str> {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        if let Ok(address) = inner.parse::<Ipv6Addr>() {
+            return Host::Ipv6(address);
+        }
+    }
+    // The URL standard reads any host ending in a number as IPv4 and serialises it as
+    // a dotted quad, so a domain can never look like one.
+    match host.parse::<Ipv4Addr>() {
+        Ok(address) => Host::Ipv4(address),
+        Err(_) => Host::Domain(host),
+    }
+}
+
 /// Whether a parsed (lower-cased, punycoded) domain is shaped like a DNS host name: only
 /// letters, digits, `-` and `_` (which some services use), in non-empty labels separated
 /// by single dots, with at most one trailing dot (the fully qualified form).
@@ -250,11 +254,11 @@ impl Endpoint {
 /// on localhost and single-label names, and no DNS name can have one.
 fn is_host_name(domain: &str) -> bool {
     let labels = domain.strip_suffix('.').unwrap_or(domain);
-    labels.split('.').all(|label| {
+    labels.as_bytes().split(|&b| b == b'.').all(|label| {
         !label.is_empty()
             && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
     })
 }
 
@@ -262,14 +266,17 @@ fn is_host_name(domain: &str) -> bool {
 /// delimits it for special schemes: after the scheme and any run of `/` or `\`, up to the
 /// next `/`, `\`, `?` or `#`.
 fn has_user_info(input: &str) -> bool {
-    let Some((_, after_scheme)) = input.split_once(':') else {
+    // Bytes, not chars: every delimiter is ASCII, and no byte of a multi-byte UTF-8
+    // character is.
+    let input = input.as_bytes();
+    let Some(colon) = input.iter().position(|&b| b == b':') else {
         return false;
     };
-    after_scheme
-        .trim_start_matches(['/', '\\'])
-        .split(['/', '\\', '?', '#'])
-        .next()
-        .is_some_and(|authority| authority.contains('@'))
+    input[colon + 1..]
+        .iter()
+        .skip_while(|&&b| matches!(b, b'/' | b'\\'))
+        .take_while(|&&b| !matches!(b, b'/' | b'\\' | b'?' | b'#'))
+        .any(|&b| b == b'@')
 }
 
 impl fmt::Display for Endpoint {
@@ -495,7 +502,7 @@ impl EndpointPolicy {
         {
             return Ok(());
         }
-        match endpoint.host() {
+        match typed_host(host) {
             Host::Ipv4(address) => self.check_address(IpAddr::V4(address)),
             Host::Ipv6(address) => self.check_address(IpAddr::V6(address)),
             Host::Domain(_) if self.allow_non_public => Ok(()),
