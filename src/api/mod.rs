@@ -640,8 +640,6 @@ impl Route {
     }
 }
 
-/// The trace id of the request's `traceparent` when it is valid, else a fresh one, so
-/// that every error a caller reports can be found in the logs.
 /// A body's data: its only data frame as it is, or the frames joined; trailers are
 /// ignored. What `BodyExt::collect` gives, without the queue of frames it keeps first,
 /// which cost more than the rest of reading a body of one frame (the usual case).
@@ -666,8 +664,9 @@ async fn data_of<B: Body>(body: B) -> Result<Bytes, B::Error> {
 /// The length of a trace id: 32 lower-case hex digits.
 const TRACE_ID_LEN: usize = uuid::fmt::Simple::LENGTH;
 
-/// The request's trace id, written into `buffer`: the caller's, from `traceparent`, or a
-/// fresh one. On the stack: every request makes one, and most never need it on the heap.
+/// The trace id of the request's `traceparent` when it is valid, else a fresh one, so
+/// that every error a caller reports can be found in the logs. Written into `buffer`, on
+/// the stack: every request makes one, and most never need it on the heap.
 fn trace_id<'b>(headers: &HeaderMap, buffer: &'b mut [u8; TRACE_ID_LEN]) -> &'b mut str {
     let id = headers
         .get("traceparent")
