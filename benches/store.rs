@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
@@ -23,7 +23,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use common::{endpoint_60, insert, pairs, ready, scaled, subscription, template, Noise};
+use common::{endpoint_60, in_chunks, insert, pairs, ready, scaled, subscription, template, Noise};
 
 /// How many subscriptions an event of the looked-up pair and template reaches.
 const MATCHES: usize = 10;
@@ -187,39 +187,31 @@ fn insert_remove(c: &mut Criterion) {
         let id = Uuid::from_u64_pair(0xb107, next_id.fetch_add(1, Ordering::Relaxed));
         Subscription::from_parts(id, key, created)
     };
-    const CHUNK: u64 = 64;
 
     let mut group = c.benchmark_group("store");
     for (name, make) in &cases {
         group.bench_function(BenchmarkId::new("insert", name), |b| {
             b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let n = CHUNK.min(iters - done);
-                    let keys: Vec<SubscriptionKey> = (done..done + n).map(make).collect();
+                in_chunks(iters, |ks| {
+                    let keys: Vec<SubscriptionKey> = ks.map(make).collect();
                     let subscriptions: Vec<Subscription> =
                         keys.iter().cloned().map(&fresh).collect();
                     let started = Instant::now();
                     for s in subscriptions {
                         ready(store.insert(s)).unwrap();
                     }
-                    elapsed += started.elapsed();
+                    let elapsed = started.elapsed();
                     for key in &keys {
                         ready(store.remove(key)).unwrap();
                     }
-                    done += n;
-                }
-                elapsed
+                    elapsed
+                })
             })
         });
         group.bench_function(BenchmarkId::new("remove", name), |b| {
             b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let n = CHUNK.min(iters - done);
-                    let keys: Vec<SubscriptionKey> = (done..done + n).map(make).collect();
+                in_chunks(iters, |ks| {
+                    let keys: Vec<SubscriptionKey> = ks.map(make).collect();
                     for key in &keys {
                         ready(store.insert(fresh(key.clone()))).unwrap();
                     }
@@ -227,10 +219,8 @@ fn insert_remove(c: &mut Criterion) {
                     for key in &keys {
                         black_box(ready(store.remove(key)).unwrap());
                     }
-                    elapsed += started.elapsed();
-                    done += n;
-                }
-                elapsed
+                    started.elapsed()
+                })
             })
         });
     }
