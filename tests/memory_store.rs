@@ -71,7 +71,7 @@ async fn racing_inserts_on_threads_have_exactly_one_winner() {
 }
 
 /// A bucket of one node (edited in place while no reader holds it), one whose root
-/// splits and collapses as the churn crosses a node's 32, and one of several nodes.
+/// splits as the churn takes it past a node's 32, and one of several nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_see_whole_snapshots_while_writers_churn() {
     for stable in [10, 28, 100] {
