@@ -171,13 +171,15 @@ impl TemplateName {
     /// # Errors
     /// [`Error::InvalidAttribute`] for `templateName`, saying why.
     pub fn new(name: &str) -> Result<Self, Error> {
-        let reason = if name.trim().is_empty() {
+        // Whitespace is looked for only where it matters: `all` stops at the first other
+        // character, and the ends are looked at directly (`trim` would walk both, twice).
+        let reason = if name.chars().all(char::is_whitespace) {
             "it must not be empty"
         } else if name.len() > MAX_TEMPLATE_NAME_LEN {
             "it is longer than 256 bytes"
         } else if name.chars().any(char::is_control) {
             "it contains control characters"
-        } else if name.trim() != name {
+        } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
             "it has leading or trailing whitespace"
         } else {
             return Ok(TemplateName(name.into()));
@@ -497,7 +499,7 @@ impl RawField<'_> {
     fn mandatory(self, attribute: &'static str) -> Result<String, Error> {
         match self {
             RawField::Absent | RawField::Null => Err(Error::MissingAttribute { attribute }),
-            RawField::Text(text) if text.trim().is_empty() => {
+            RawField::Text(text) if text.chars().all(char::is_whitespace) => {
                 Err(Error::MissingAttribute { attribute })
             }
             RawField::Text(text) => Ok(text.into_owned()),
