@@ -31,7 +31,10 @@
 //! nodes may be less than half full, which costs a little memory, never correctness.
 //! A shard map keys each template's bucket by its own copy of the name: finding the
 //! name through the bucket's first subscription instead would save that copy, but cost
-//! two more cache misses on every lookup of a bucket not in cache.
+//! two more cache misses on every lookup of a bucket not in cache. A name of up to 24
+//! bytes (BioT's template names are mostly far shorter) is kept inline in the map's
+//! slot ([`CompactString`]), so finding it reads no allocation of its own: one cache
+//! miss less per subscribe or dispatch in a large store.
 //!
 //! [`matching`]: SubscriptionStore::matching
 
@@ -43,6 +46,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use compact_str::CompactString;
 use uuid::Uuid;
 
 use crate::catalog::EventType;
@@ -135,8 +139,8 @@ struct PairSlot {
     templated: [OwnLine<RwLock<TemplateMap>>; TEMPLATE_SHARDS],
 }
 
-/// One shard of a pair's template buckets, by template name.
-type TemplateMap = HashMap<Box<str>, Bucket>;
+/// One shard of a pair's template buckets, by template name (inline when short).
+type TemplateMap = HashMap<CompactString, Bucket>;
 
 /// Keeps a lock on a cache line of its own, so a writer taking one shard's lock does not
 /// slow down the readers of the shards next to it in memory.
@@ -230,7 +234,7 @@ impl Place<'_> {
         match *self {
             Place::Untemplated(slot) => *write(slot) = Some(Bucket::One(only)),
             Place::Templated(shard, template) => {
-                write(shard).insert(template.into(), Bucket::One(only));
+                write(shard).insert(CompactString::new(template), Bucket::One(only));
             }
         }
     }
