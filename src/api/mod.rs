@@ -685,7 +685,10 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Err(Error::UnsupportedMediaType { content_type: None });
     };
-    if value.to_str().is_ok_and(is_json) {
+    // The usual value first, without taking it apart.
+    if value.as_bytes().eq_ignore_ascii_case(b"application/json")
+        || value.to_str().is_ok_and(is_json)
+    {
         Ok(())
     } else {
         Err(Error::UnsupportedMediaType {
