@@ -460,7 +460,7 @@ impl Api {
                 let body = self.read_body(&parts.headers, body).await?;
                 let request = SubscribeRequest::from_json(&body)?;
                 let subscription = dispatcher.subscribe(&request).await?;
-                json_response(StatusCode::CREATED, &subscription)
+                json_response_with(StatusCode::CREATED, |out| subscription.write_json(out))
             }
             Route::Unsubscribe => {
                 self.authorize(&parts, Permission::Unsubscribe).await?;
@@ -763,9 +763,17 @@ fn json_response<T: Serialize + ?Sized>(
     status: StatusCode,
     body: &T,
 ) -> Result<Response<Bytes>, Error> {
+    json_response_with(status, |out| serde_json::to_writer(out, body))
+}
+
+/// A JSON response whose body `write` appends to an empty buffer.
+fn json_response_with(
+    status: StatusCode,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<Response<Bytes>, Error> {
     // Room for a subscription or an error up front, where `to_vec` grows from 128 bytes.
     let mut buffer = Vec::with_capacity(512);
-    serde_json::to_writer(&mut buffer, body).map_err(|error| Error::Internal {
+    write(&mut buffer).map_err(|error| Error::Internal {
         source: Box::new(error),
     })?;
     let mut response = Response::new(Bytes::from(buffer));
