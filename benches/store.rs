@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
@@ -304,6 +304,46 @@ impl Drop for Background {
     }
 }
 
+/// How long a cache line takes to go from one core to the other: two threads pass a
+/// counter back and forth on one line, and each pass is one trip. On this machine's two
+/// vCPUs a trip takes ~30 ns at times and 110-165 ns at others, and every figure of
+/// [`matching_under_writes`] in which the threads share data moves with it; the group
+/// prints it at its start and end, so that a run can be read against it.
+fn line_trip() -> Duration {
+    #[repr(align(64))]
+    struct Line(AtomicU64);
+    const PASSES: u64 = 200_000;
+    let line = Arc::new(Line(AtomicU64::new(0)));
+    let echo = thread::spawn({
+        let line = Arc::clone(&line);
+        move || {
+            for pass in 0..PASSES {
+                while line.0.load(Ordering::Acquire) != 2 * pass + 1 {
+                    std::hint::spin_loop();
+                }
+                line.0.store(2 * pass + 2, Ordering::Release);
+            }
+        }
+    });
+    let started = Instant::now();
+    for pass in 0..PASSES {
+        line.0.store(2 * pass + 1, Ordering::Release);
+        while line.0.load(Ordering::Acquire) != 2 * pass + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let elapsed = started.elapsed();
+    echo.join().expect("the echoing thread does not panic");
+    elapsed / (2 * PASSES as u32)
+}
+
+fn print_line_trip(when: &str) {
+    println!(
+        "  (a cache line from one core to the other, {when}: {} ns)",
+        line_trip().as_nanos()
+    );
+}
+
 fn matching_under_writes(c: &mut Criterion) {
     let total = scaled(1_000_000);
     let store = store_of(population(total));
@@ -312,6 +352,7 @@ fn matching_under_writes(c: &mut Criterion) {
     let template = looked_up_template();
     let template = Some(template.as_str());
 
+    print_line_trip("before the group");
     let mut group = c.benchmark_group("matching-under-writes");
     let mut lookup = |name: &str, writes: Option<Writes>| {
         let _background = writes.map(|w| Background::start(&store, w, templates_on_pair));
@@ -324,6 +365,7 @@ fn matching_under_writes(c: &mut Criterion) {
     lookup("writer-other-templates", Some(Writes::OtherTemplates));
     lookup("writer-same-bucket", Some(Writes::SameBucket));
     group.finish();
+    print_line_trip("after it");
 }
 
 criterion_group! {
