@@ -308,7 +308,7 @@ impl Drop for Background {
 /// counter back and forth on one line, and each pass is one trip. On this machine's two
 /// vCPUs a trip takes ~30 ns at times and 110-165 ns at others, and every figure of
 /// [`matching_under_writes`] in which the threads share data moves with it; the group
-/// prints it at its start and end, so that a run can be read against it.
+/// prints it around each of its benchmarks, so that a run can be read against it.
 fn line_trip() -> Duration {
     #[repr(align(64))]
     struct Line(AtomicU64);
@@ -337,13 +337,6 @@ fn line_trip() -> Duration {
     elapsed / (2 * PASSES as u32)
 }
 
-fn print_line_trip(when: &str) {
-    println!(
-        "  (a cache line from one core to the other, {when}: {} ns)",
-        line_trip().as_nanos()
-    );
-}
-
 fn matching_under_writes(c: &mut Criterion) {
     let total = scaled(1_000_000);
     let store = store_of(population(total));
@@ -352,20 +345,25 @@ fn matching_under_writes(c: &mut Criterion) {
     let template = looked_up_template();
     let template = Some(template.as_str());
 
-    print_line_trip("before the group");
     let mut group = c.benchmark_group("matching-under-writes");
     let mut lookup = |name: &str, writes: Option<Writes>| {
-        let _background = writes.map(|w| Background::start(&store, w, templates_on_pair));
+        let trip_before = line_trip();
+        let background = writes.map(|w| Background::start(&store, w, templates_on_pair));
         group.bench_function(BenchmarkId::new(name, total), |b| {
             b.iter(|| ready(store.matching(black_box(pair), black_box(template))).unwrap())
         });
+        drop(background);
+        println!(
+            "  (a cache line from one core to the other: {} ns before, {} ns after)",
+            trip_before.as_nanos(),
+            line_trip().as_nanos()
+        );
     };
     lookup("no-writer", None);
     lookup("busy-thread-no-writes", Some(Writes::None));
     lookup("writer-other-templates", Some(Writes::OtherTemplates));
     lookup("writer-same-bucket", Some(Writes::SameBucket));
     group.finish();
-    print_line_trip("after it");
 }
 
 criterion_group! {
