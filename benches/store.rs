@@ -306,7 +306,7 @@ impl Drop for Background {
 
 /// How long a cache line takes to go from one core to the other: two threads pass a
 /// counter back and forth on one line, and each pass is one trip. On this machine's two
-/// vCPUs a trip takes ~30 ns at times and 110-165 ns at others, and every figure of
+/// vCPUs a trip takes 15-40 ns at times and 110-170 ns at others, and every figure of
 /// [`matching_under_writes`] in which the threads share data moves with it; the group
 /// prints it around each of its benchmarks, so that a run can be read against it.
 fn line_trip() -> Duration {
