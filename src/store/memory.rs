@@ -147,8 +147,9 @@ struct PairSlot {
 /// One shard of a pair's template buckets, by template name (inline when short).
 type TemplateMap = HashMap<CompactString, Bucket>;
 
-/// Keeps a lock on a cache line of its own, so a writer taking one shard's lock does not
-/// slow down the readers of the shards next to it in memory.
+/// Keeps a lock, and what it guards inline, on a cache line of its own, so that a writer
+/// taking one lock does not slow down the readers of whatever sits next to it in memory:
+/// the neighbouring shards, or the fields every dispatch reads beside the id index.
 #[derive(Default)]
 #[repr(align(64))]
 struct OwnLine<T>(T);
