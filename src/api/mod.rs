@@ -41,7 +41,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
-use http::header::{HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -661,6 +663,10 @@ async fn data_of<B: Body>(body: B) -> Result<Bytes, B::Error> {
     Ok(joined.map_or(first, Bytes::from))
 }
 
+/// W3C Trace Context's header, named once: looking a header up by a `&str` parses the
+/// name on every request.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// The length of a trace id: 32 lower-case hex digits.
 const TRACE_ID_LEN: usize = uuid::fmt::Simple::LENGTH;
 
@@ -669,7 +675,7 @@ const TRACE_ID_LEN: usize = uuid::fmt::Simple::LENGTH;
 /// the stack: every request makes one, and most never need it on the heap.
 fn trace_id<'b>(headers: &HeaderMap, buffer: &'b mut [u8; TRACE_ID_LEN]) -> &'b mut str {
     let id = headers
-        .get("traceparent")
+        .get(TRACEPARENT)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| TraceParent::parse(value).ok())
         .map_or_else(uuid::Uuid::new_v4, |traceparent| {
