@@ -381,9 +381,7 @@ impl Subscription {
                 Some(wanted) => template == Some(wanted.as_str()),
             }
     }
-}
 
-impl Subscription {
     /// Appends this subscription's JSON to `out`: byte for byte what its [`Serialize`]
     /// writes through serde_json, in about half the instructions. The keys, the catalog's
     /// names, the id and the creation time are ASCII that JSON never escapes, so they are
