@@ -19,17 +19,15 @@ use biot_notifications::api::Api;
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{FilterCondition, SearchField, SearchRequest, SearchResponse};
 use biot_notifications::store::InMemoryStore;
-use biot_notifications::{Dispatcher, SubscribeRequest};
+use biot_notifications::Dispatcher;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use http::header::CONTENT_TYPE;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 
-use common::SubscribeFixture;
 use common::{endpoint_60, insert, pairs, ready, scaled, subscription, template, Noise};
+use common::{subscribe_direct, subscribe_handled, subscribe_request, SubscribeFixture};
 
-const SUBSCRIBE_URI: &str = "/dispatcher/v1/hooks/notifications/subscribe";
 const SEARCH_URI: &str = "/dispatcher/v1/hooks/notifications";
 
 fn subscribe(c: &mut Criterion) {
@@ -43,23 +41,15 @@ fn subscribe(c: &mut Criterion) {
             |b| {
                 b.iter_custom(|iters| {
                     fixture.time(iters, <[u8]>::to_vec, |body| {
-                        let request = SubscribeRequest::from_json(&body).unwrap();
-                        ready(dispatcher.subscribe(&request)).unwrap();
+                        subscribe_direct(&dispatcher, &body)
                     })
                 })
             },
         );
         group.bench_function(BenchmarkId::new("Api::handle", total), |b| {
             b.iter_custom(|iters| {
-                let prepare = |body: &[u8]| {
-                    Request::post(SUBSCRIBE_URI)
-                        .header(CONTENT_TYPE, "application/json")
-                        .body(Full::new(Bytes::copy_from_slice(body)))
-                        .unwrap()
-                };
-                fixture.time(iters, prepare, |request| {
-                    let response = ready(api.handle(request));
-                    assert_eq!(response.status(), StatusCode::CREATED, "{response:?}");
+                fixture.time(iters, subscribe_request, |request| {
+                    subscribe_handled(&api, request)
                 })
             })
         });

@@ -8,12 +8,17 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use biot_notifications::api::Api;
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
-    Endpoint, EventType, SubscribeRequest, Subscription, SubscriptionKey, TemplateName,
+    Dispatcher, Endpoint, EventType, SubscribeRequest, Subscription, SubscriptionKey, TemplateName,
 };
+use bytes::Bytes;
 use criterion::Criterion;
 use futures_util::FutureExt;
+use http::header::CONTENT_TYPE;
+use http::{Request, StatusCode};
+use http_body_util::Full;
 
 /// `BIOT_BENCH_QUICK=1`: smaller stores and shorter measurements, for a smoke run.
 pub fn quick() -> bool {
@@ -174,4 +179,25 @@ impl SubscribeFixture {
             elapsed
         })
     }
+}
+
+/// A subscribe as a server hands it to the handler.
+pub fn subscribe_request(body: &[u8]) -> Request<Full<Bytes>> {
+    Request::post("/dispatcher/v1/hooks/notifications/subscribe")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("a valid request")
+}
+
+/// A subscribe the direct way, what the handler wraps: parse the body, then
+/// `Dispatcher::subscribe`.
+pub fn subscribe_direct(dispatcher: &Dispatcher, body: &[u8]) {
+    let request = SubscribeRequest::from_json(body).expect("a valid body");
+    ready(dispatcher.subscribe(&request)).expect("a fresh subscription");
+}
+
+/// A subscribe through the HTTP handler, which must answer 201 Created.
+pub fn subscribe_handled(api: &Api, request: Request<Full<Bytes>>) {
+    let response = ready(api.handle(request));
+    assert_eq!(response.status(), StatusCode::CREATED, "{response:?}");
 }
