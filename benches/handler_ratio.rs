@@ -1,20 +1,20 @@
 //! What the HTTP handler adds to a subscribe, as a ratio measured in pairs: the target
 //! is the handler within 1.5x of the direct call it wraps (`parse + Dispatcher::subscribe`).
 //!
-//! `cargo bench --bench handler_ratio` (`BIOT_BENCH_QUICK=1`: fewer rounds, a smaller store)
+//! `cargo bench --bench handler_ratio` (`BIOT_BENCH_QUICK=1`: shorter, a smaller store)
 //!
-//! `benches/api.rs` times both sides with criterion, one after the other. On this
-//! project's shared 2-core machine the two can land in different spells of the machine,
-//! seconds apart: their ratio swung from 1.3x to 1.95x within an hour, far more than
-//! the target leaves. Here the two sides run in alternating rounds of 640
-//! subscribes each, against the same store, and the ratio is taken per round: a round and
-//! its pair are a few milliseconds apart, so what the machine does over seconds cancels
-//! out. Which side goes first alternates too. The report is the median of the rounds'
-//! ratios, with its quartiles, and each side's median time per subscribe.
+//! `benches/api.rs` times both sides, one after the other. On this project's shared
+//! 2-core machine the two can land in different spells of the machine, seconds apart:
+//! their ratio swung from 1.3x to 1.95x within an hour, far more than the target leaves.
+//! Here every sample runs both sides, in alternating chunks of 64 subscribes against the
+//! same store, a fraction of a millisecond apart, and its value is the ratio of the two
+//! sides' times: what the machine does over seconds cancels out. Which side goes first
+//! alternates from chunk to chunk, since the second finds the first's template buckets
+//! in cache.
 //!
-//! Not a criterion bench: criterion times one function at a time. Like criterion, it
-//! takes the arguments after `--` as filters and runs only when one of them is part of
-//! its name, `api/subscribe/handler-ratio` (so `cargo bench -- api/subscribe` runs it).
+//! The ratio is criterion's measured value (a custom [`Measurement`]), so criterion's
+//! statistics, filters, baselines and test mode all apply. Criterion still labels it
+//! `time:`; the figures are ratios, printed with an `x`.
 
 mod common;
 
@@ -23,95 +23,113 @@ use std::time::Duration;
 use biot_notifications::api::Api;
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::Dispatcher;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use common::SubscribeFixture;
-use common::{quick, scaled, subscribe_direct, subscribe_handled, subscribe_request};
+use common::{in_chunks, scaled, subscribe_direct, subscribe_handled, subscribe_request};
 
-const NAME: &str = "api/subscribe/handler-ratio";
-
-/// Subscribes each way in a round: ten of the fixture's chunks of 64, ~1 ms.
-const SUBSCRIBES_PER_ROUND: u64 = 640;
-
-fn main() {
-    // `cargo bench` passes `--bench`; anything else is a filter.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        return;
-    }
-    let (warm_up, rounds) = if quick() { (5, 40) } else { (20, 400) };
+fn handler_ratio(c: &mut Criterion<Ratio>) {
+    let mut group = c.benchmark_group("api/subscribe");
     for total in [1_000, scaled(100_000)] {
         let fixture = SubscribeFixture::new(total);
         let dispatcher = Dispatcher::new(fixture.store.clone(), DiscardingNotifier);
         let api = Api::new(dispatcher.clone());
-        let direct = || {
-            fixture.time(SUBSCRIBES_PER_ROUND, <[u8]>::to_vec, |body| {
-                subscribe_direct(&dispatcher, &body)
-            })
-        };
-        let handled = || {
-            fixture.time(SUBSCRIBES_PER_ROUND, subscribe_request, |request| {
-                subscribe_handled(&api, request)
-            })
-        };
-        for _ in 0..warm_up {
-            direct();
-            handled();
-        }
-        let pairs: Vec<Pair> = (0..rounds)
-            .map(|round| {
-                if round % 2 == 0 {
-                    let direct = direct();
-                    Pair {
-                        direct,
-                        handled: handled(),
+        group.bench_function(BenchmarkId::new("handler-ratio", total), |b| {
+            b.iter_custom(|iters| {
+                let mut direct = Duration::ZERO;
+                let mut handler_first = false;
+                let handled = in_chunks(iters, |keys| {
+                    let time_direct = || {
+                        fixture.time_chunk(keys.clone(), <[u8]>::to_vec, |body| {
+                            subscribe_direct(&dispatcher, &body)
+                        })
+                    };
+                    let time_handled = || {
+                        fixture.time_chunk(keys.clone(), subscribe_request, |request| {
+                            subscribe_handled(&api, request)
+                        })
+                    };
+                    handler_first = !handler_first;
+                    if handler_first {
+                        let handled = time_handled();
+                        direct += time_direct();
+                        handled
+                    } else {
+                        direct += time_direct();
+                        time_handled()
                     }
-                } else {
-                    let handled = handled();
-                    Pair {
-                        direct: direct(),
-                        handled,
-                    }
-                }
+                });
+                // Criterion divides a sample's value by its iterations.
+                handled.as_secs_f64() / direct.as_secs_f64() * iters as f64
             })
-            .collect();
-        report(total, &pairs);
+        });
+    }
+    group.finish();
+}
+
+/// A measurement whose value is how many times as long as the direct call the handler
+/// took. Only [`iter_custom`](criterion::Bencher::iter_custom) produces it.
+struct Ratio;
+
+impl Measurement for Ratio {
+    type Intermediate = ();
+    type Value = f64;
+
+    fn start(&self) {
+        unreachable!("a ratio is only measured through iter_custom")
+    }
+
+    fn end(&self, _: ()) -> f64 {
+        unreachable!("a ratio is only measured through iter_custom")
+    }
+
+    fn add(&self, v1: &f64, v2: &f64) -> f64 {
+        v1 + v2
+    }
+
+    fn zero(&self) -> f64 {
+        0.0
+    }
+
+    fn to_f64(&self, value: &f64) -> f64 {
+        *value
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &RatioFormatter
     }
 }
 
-/// One round: the same number of subscribes each way, a few milliseconds apart.
-struct Pair {
-    direct: Duration,
-    handled: Duration,
+/// Ratios as they are, with an `x`.
+struct RatioFormatter;
+
+impl ValueFormatter for RatioFormatter {
+    fn format_value(&self, value: f64) -> String {
+        format!("{value:.3}x")
+    }
+
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "x"
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        "x"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ratio"
+    }
 }
 
-fn report(total: usize, pairs: &[Pair]) {
-    let per_subscribe = |time: Duration| time.as_secs_f64() * 1e9 / SUBSCRIBES_PER_ROUND as f64;
-    let ratios = quartiles(
-        pairs
-            .iter()
-            .map(|p| p.handled.as_secs_f64() / p.direct.as_secs_f64()),
-    );
-    let direct = quartiles(pairs.iter().map(|p| per_subscribe(p.direct)));
-    let handled = quartiles(pairs.iter().map(|p| per_subscribe(p.handled)));
-    println!(
-        "{NAME}/{total}: handler/direct {:.3}x (quartiles {:.3}-{:.3}x) over {} rounds \
-         of {SUBSCRIBES_PER_ROUND}; per subscribe, direct {:.0} ns, handler {:.0} ns (medians)",
-        ratios[1],
-        ratios[0],
-        ratios[2],
-        pairs.len(),
-        direct[1],
-        handled[1],
-    );
+criterion_group! {
+    name = benches;
+    config = common::criterion().with_measurement(Ratio);
+    targets = handler_ratio
 }
-
-/// The lower quartile, median and upper quartile.
-fn quartiles(values: impl Iterator<Item = f64>) -> [f64; 3] {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    let at = |q: usize| values[(values.len() - 1) * q / 4];
-    [at(1), at(2), at(3)]
-}
+criterion_main!(benches);

@@ -153,31 +153,39 @@ impl SubscribeFixture {
         .into_bytes()
     }
 
-    /// Times `timed` on `iters` fresh bodies, 64 at a time, each made ready by `prepare`
-    /// off the clock (`timed` consumes what `prepare` made, so dropping it is timed);
-    /// what was subscribed is removed off the clock, so the store keeps its size.
+    /// Times `timed` on `iters` fresh bodies, 64 at a time (see [`Self::time_chunk`]).
     pub fn time<T>(
         &self,
         iters: u64,
         prepare: impl Fn(&[u8]) -> T,
         mut timed: impl FnMut(T),
     ) -> Duration {
-        in_chunks(iters, |ks| {
-            let bodies: Vec<Vec<u8>> = ks.map(|k| self.body(k)).collect();
-            let inputs: Vec<T> = bodies.iter().map(|body| prepare(body)).collect();
-            let started = Instant::now();
-            for input in inputs {
-                timed(input);
-            }
-            let elapsed = started.elapsed();
-            for body in &bodies {
-                let key = SubscribeRequest::from_json(body)
-                    .and_then(|request| request.key())
-                    .expect("a valid request");
-                ready(self.store.remove(&key)).expect("subscribed by `timed`");
-            }
-            elapsed
-        })
+        in_chunks(iters, |keys| self.time_chunk(keys, &prepare, &mut timed))
+    }
+
+    /// Times `timed` on the bodies numbered `keys`, each made ready by `prepare` off the
+    /// clock (`timed` consumes what `prepare` made, so dropping it is timed); what was
+    /// subscribed is removed off the clock, so the store keeps its size.
+    pub fn time_chunk<T>(
+        &self,
+        keys: Range<u64>,
+        prepare: impl Fn(&[u8]) -> T,
+        mut timed: impl FnMut(T),
+    ) -> Duration {
+        let bodies: Vec<Vec<u8>> = keys.map(|k| self.body(k)).collect();
+        let inputs: Vec<T> = bodies.iter().map(|body| prepare(body)).collect();
+        let started = Instant::now();
+        for input in inputs {
+            timed(input);
+        }
+        let elapsed = started.elapsed();
+        for body in &bodies {
+            let key = SubscribeRequest::from_json(body)
+                .and_then(|request| request.key())
+                .expect("a valid request");
+            ready(self.store.remove(&key)).expect("subscribed by `timed`");
+        }
+        elapsed
     }
 }
 
