@@ -18,9 +18,8 @@
 //! default) parses, validates and inserts, as `subscribe/parse+validate+insert`;
 //! `dispatcher` parses and calls `Dispatcher::subscribe`; `handler` calls
 //! `Api::handle`, as `benches/api.rs`. `TOTAL` defaults to 100,000. `cargo bench` runs it
-//! natively, once, as a smoke test. Any other first argument is taken as the filter of
-//! `cargo bench -- FILTER`, meant for the criterion benches: the smoke test then runs
-//! only if the filter is part of this bench's name.
+//! natively, once, as a smoke test, with the defaults: the arguments `cargo bench` passes
+//! (`--bench`, and whatever follows its `--`) are criterion's, not these.
 
 mod common;
 
@@ -95,19 +94,21 @@ impl Subscriber {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; the rest are ours.
-    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
-    let path = match args.next().as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`, and hands every bench what follows its `--`:
+    // criterion's filter and options, not ours. Its run is the smoke test, at defaults.
+    let ours: &[String] = if args.iter().any(|a| a == "--bench") {
+        &[]
+    } else {
+        &args
+    };
+    let path = match ours.first().map(String::as_str) {
         None | Some("store") => Path::Store,
         Some("dispatcher") => Path::Dispatcher,
         Some("handler") => Path::Handler,
-        Some(filter) if "subscribe_instructions".contains(filter) => Path::Store,
-        Some(filter) => {
-            println!("subscribe_instructions: {filter:?} is not a path (store, dispatcher, handler) nor part of this bench's name; nothing run");
-            return;
-        }
+        Some(other) => panic!("unknown path {other:?}: store, dispatcher or handler"),
     };
-    let total = args.next().map_or(scaled(100_000), |t| {
+    let total = ours.get(1).map_or(scaled(100_000), |t| {
         t.parse().expect("TOTAL is a number of subscriptions")
     });
 
