@@ -124,6 +124,13 @@ impl Dispatcher {
         &self.inner.store
     }
 
+    /// The store, to be called through its trait object. Called on the `Arc`, a method
+    /// would go through the `Arc`'s own implementation of the trait, an `async_trait`
+    /// that boxes a future of its own around the store's: an allocation more per call.
+    fn store_object(&self) -> &dyn SubscriptionStore {
+        &*self.inner.store
+    }
+
     /// The endpoint policy subscriptions are checked against.
     pub fn endpoint_policy(&self) -> &EndpointPolicy {
         &self.inner.policy
@@ -140,7 +147,7 @@ impl Dispatcher {
             let result = async {
                 let key = request.validate(&self.inner.policy)?;
                 let subscription = Subscription::new(key);
-                self.inner.store.insert(subscription.clone()).await?;
+                self.store_object().insert(subscription.clone()).await?;
                 Ok(subscription)
             }
             .await;
@@ -163,7 +170,7 @@ impl Dispatcher {
     pub async fn unsubscribe(&self, request: &UnsubscribeRequest) -> Result<Subscription, Error> {
         async {
             let result = match request.key() {
-                Ok(key) => self.inner.store.remove(&key).await,
+                Ok(key) => self.store_object().remove(&key).await,
                 Err(error) => Err(error),
             };
             trace_outcome("unsubscribe", &result, |subscription| {
@@ -181,7 +188,7 @@ impl Dispatcher {
     /// The store's failure.
     pub async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
         async {
-            let result = self.inner.store.search(request).await;
+            let result = self.store_object().search(request).await;
             trace_outcome("search", &result, |page| {
                 tracing::debug!(
                     total = page.total_results,
@@ -232,8 +239,7 @@ impl Dispatcher {
     async fn dispatch_in_span(&self, event: &Event) -> Result<DispatchReport, Error> {
         let event_type = event.event_type();
         let subscriptions = self
-            .inner
-            .store
+            .store_object()
             .matching(event_type, event.template_name())
             .await?;
         if subscriptions.is_empty() {
