@@ -6,12 +6,11 @@ mod common;
 
 use std::hint::black_box;
 
-use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 
-use common::{ready, scaled, SubscribeFixture};
+use common::{scaled, subscribe_into_store, SubscribeFixture};
 
 const BODY: &[u8] = br#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugins.example.com/biot/notifications/patient-created","templateName":"adultPatient"}"#;
 
@@ -68,11 +67,7 @@ fn subscribe_into_store_of(
     group.bench_function(BenchmarkId::new("parse+validate+insert", total), |b| {
         b.iter_custom(|iters| {
             fixture.time(iters, <[u8]>::to_vec, |body| {
-                let key = SubscribeRequest::from_json(&body)
-                    .unwrap()
-                    .validate(policy)
-                    .unwrap();
-                ready(store.insert(Subscription::new(key))).unwrap();
+                subscribe_into_store(store, policy, &body)
             })
         })
     });

@@ -26,13 +26,13 @@ mod common;
 use biot_notifications::api::Api;
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::store::InMemoryStore;
-use biot_notifications::{Dispatcher, EndpointPolicy, SubscribeRequest, Subscription};
+use biot_notifications::{Dispatcher, EndpointPolicy};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
-use common::{insert, scaled, SubscribeFixture};
-use common::{subscribe_direct, subscribe_handled, subscribe_request};
+use common::{scaled, subscribe_direct, subscribe_handled, subscribe_into_store};
+use common::{subscribe_request, SubscribeFixture};
 
 /// Fresh subscribes counted, in chunks of 64.
 const SUBSCRIBES: u64 = 6_400;
@@ -80,13 +80,7 @@ impl Subscriber {
     #[inline(never)]
     fn subscribe_once(&self, input: Input) {
         match input {
-            Input::Store(body) => {
-                let key = SubscribeRequest::from_json(&body)
-                    .unwrap()
-                    .validate(&self.policy)
-                    .unwrap();
-                insert(&self.store, Subscription::new(key));
-            }
+            Input::Store(body) => subscribe_into_store(&self.store, &self.policy, &body),
             Input::Dispatcher(body) => subscribe_direct(&self.dispatcher, &body),
             Input::Handler(request) => subscribe_handled(&self.api, request),
         }

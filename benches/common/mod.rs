@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use biot_notifications::api::Api;
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
-    Dispatcher, Endpoint, EventType, SubscribeRequest, Subscription, SubscriptionKey, TemplateName,
+    Dispatcher, Endpoint, EndpointPolicy, EventType, SubscribeRequest, Subscription,
+    SubscriptionKey, TemplateName,
 };
 use bytes::Bytes;
 use criterion::Criterion;
@@ -196,6 +197,15 @@ pub fn subscribe_request(body: &[u8]) -> Request<Full<Bytes>> {
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::copy_from_slice(body)))
         .expect("a valid request")
+}
+
+/// A subscribe straight into the store: parse the body, validate it, insert.
+pub fn subscribe_into_store(store: &InMemoryStore, policy: &EndpointPolicy, body: &[u8]) {
+    let key = SubscribeRequest::from_json(body)
+        .expect("a valid body")
+        .validate(policy)
+        .expect("a valid request");
+    insert(store, Subscription::new(key));
 }
 
 /// A subscribe the direct way, what the handler wraps: parse the body, then
