@@ -579,6 +579,41 @@ async fn a_declared_content_length_over_the_limit_is_refused_without_reading() {
     assert_eq!(store.count().await.unwrap(), 0);
 }
 
+/// Repeated headers: the first `Content-Type` counts (as `HeaderMap::get` reads it), and
+/// any declared `Content-Length` over the limit refuses the body.
+#[tokio::test]
+async fn repeated_headers_read_the_first_type_and_every_length() {
+    let (api, store) = api();
+    let api = api.max_body_bytes(1024);
+    let body = r#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://a.example.com/"}"#;
+    let request = Request::post(SUBSCRIBE)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_TYPE, "text/plain")
+        .body(body.to_owned())
+        .unwrap();
+    assert_eq!(call(&api, request).await.status, StatusCode::CREATED);
+    let request = Request::post(SUBSCRIBE)
+        .header(CONTENT_TYPE, "text/plain")
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_owned())
+        .unwrap();
+    call(&api, request)
+        .await
+        .expect_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    let (counted, polls) = CountingBody::new("{}");
+    let request = Request::post(SUBSCRIBE)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, "2")
+        .header(CONTENT_LENGTH, "1025")
+        .body(counted)
+        .unwrap();
+    call(&api, request)
+        .await
+        .expect_error(413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(polls.load(Ordering::SeqCst), 0, "the body was not read");
+    assert_eq!(store.count().await.unwrap(), 1);
+}
+
 #[tokio::test]
 async fn a_stream_past_the_limit_is_cut_off_without_reading_it_all() {
     let (api, store) = api();
