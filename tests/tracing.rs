@@ -151,9 +151,12 @@ fn request_spans_carry_the_trace_id_the_caller_sees() {
     use biot_notifications::api::Api;
 
     let captured = Captured::default();
+    // With the span's creation logged too: layers that read a span's fields only when
+    // it is created must see the id as well.
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
         .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
         .finish();
     let api = Api::new(Dispatcher::new(InMemoryStore::new(), HalfBroken));
     let subscribe = |traceparent: Option<&str>, body: &str| {
@@ -193,6 +196,12 @@ fn request_spans_carry_the_trace_id_the_caller_sees() {
         assert!(
             log.contains(&format!("trace_id={trace_id}")),
             "missing `{trace_id}` in:\n{log}"
+        );
+        assert!(
+            log.lines().any(|line| line.contains(&format!(
+                "trace_id={trace_id}}}: biot_notifications::api: new"
+            ))),
+            "no span created with `{trace_id}` in:\n{log}"
         );
     }
 }

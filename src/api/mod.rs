@@ -405,35 +405,34 @@ impl Api {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let headers = ReadHeaders::of(request.headers());
-        let trace_id = TraceId::of(headers.traceparent.as_ref());
+        let ReadHeaders {
+            trace_id,
+            authorization,
+            body_headers,
+        } = ReadHeaders::of(request.headers());
         let is_head = request.method() == Method::HEAD;
         // The path and method, never the query, headers or body (they may carry tokens).
+        // The trace id is a field from the start, so that every event of the request
+        // carries the id its caller will see in an error; it is made when a subscriber
+        // (or a `log` logger) formats the field, not for a span nobody listens to.
         let span = tracing::info_span!(
             "request",
             method = %request.method(),
             path = request.uri().path(),
-            trace_id = tracing::field::Empty,
+            trace_id = %trace_id,
         );
-        // Before anything can fail, so that every event of the request carries the id its
-        // caller will see in an error; made only for a span someone listens to.
-        if !span.is_disabled() {
-            span.record("trace_id", tracing::field::display(trace_id.as_str()));
-        }
         // A panicking store or authorizer must cost one 500, not the connection (or the
         // host's task); nothing of the panic's message reaches the caller.
         // Boxed: the routes' futures make this one nearly 1 KB, which the wrappers
         // below would otherwise copy about on every request.
-        let outcome = AssertUnwindSafe(Box::pin(self.respond(request, &headers, &trace_id)))
+        let responding = self.respond(request, &body_headers, &trace_id);
+        let outcome = AssertUnwindSafe(Box::pin(responding))
             .catch_unwind()
             .instrument(span.clone())
             .await;
         let response = span.in_scope(|| match outcome {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => {
-                let trace_id = trace_id.as_str();
-                self.error_response(error, trace_id, headers.authorization.as_ref())
-            }
+            Ok(Err(error)) => self.error_response(error, trace_id.as_str(), authorization.as_ref()),
             Err(panic) => {
                 let error = Error::Internal {
                     source: panic_message(panic.as_ref()).into(),
@@ -451,7 +450,7 @@ impl Api {
     async fn respond<B>(
         &self,
         request: Request<B>,
-        headers: &ReadHeaders,
+        body_headers: &BodyHeaders,
         trace_id: &TraceId,
     ) -> Result<Response<Bytes>, Error>
     where
@@ -464,14 +463,14 @@ impl Api {
         match self.route(&parts)? {
             Route::Subscribe => {
                 self.authorize(&parts, Permission::Subscribe).await?;
-                let body = self.read_body(headers, body).await?;
+                let body = self.read_body(body_headers, body).await?;
                 let request = SubscribeRequest::from_json(&body)?;
                 let subscription = dispatcher.subscribe(&request).await?;
                 json_response_with(StatusCode::CREATED, |out| subscription.write_json(out))
             }
             Route::Unsubscribe => {
                 self.authorize(&parts, Permission::Unsubscribe).await?;
-                let body = self.read_body(headers, body).await?;
+                let body = self.read_body(body_headers, body).await?;
                 let request = SubscribeRequest::from_json(&body)?;
                 dispatcher.unsubscribe(&request).await?;
                 let mut response = Response::new(Bytes::new());
@@ -533,13 +532,19 @@ impl Api {
     }
 
     /// Reads a JSON request body of at most the configured size.
-    async fn read_body<B>(&self, headers: &ReadHeaders, body: B) -> Result<Bytes, Error>
+    async fn read_body<B>(&self, headers: &BodyHeaders, body: B) -> Result<Bytes, Error>
     where
         B: Body + Send,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        check_content_type(headers.content_type.as_ref())?;
+        if let Err(content_type) = &headers.content_type {
+            return Err(Error::UnsupportedMediaType {
+                content_type: content_type
+                    .as_ref()
+                    .map(|value| echo(&String::from_utf8_lossy(value.as_bytes()))),
+            });
+        }
         let limit = self.inner.max_body_bytes;
         let too_large = || Error::PayloadTooLarge { limit };
         // Refuse what is declared too large before reading a byte of it.
@@ -675,49 +680,68 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The length of a trace id: 32 lower-case hex digits.
 const TRACE_ID_LEN: usize = uuid::fmt::Simple::LENGTH;
 
-/// The request headers the handler reads, found in one pass over the headers, which
-/// compares names (mostly one-byte codes) where four lookups hashed one name each: ~125
-/// instructions less per subscribe. Values are cloned (cheap: shared bytes) so that they
-/// outlive the request, which is handed on whole.
-#[derive(Debug, Default)]
+/// What the handler reads of a request's headers, found in one pass over them, which
+/// compares names (mostly one-byte codes) where four lookups hashed one name each.
+/// Where a header has several values, the first counts, as `HeaderMap::get` reads it,
+/// except `Content-Length`, of which every value is held to the limit.
 struct ReadHeaders {
-    /// The first `traceparent`.
-    traceparent: Option<HeaderValue>,
-    /// The first `Authorization`, kept only to scrub it from error messages.
+    /// From the first `traceparent`.
+    trace_id: TraceId,
+    /// The first `Authorization`, kept only to scrub it from error messages (a clone:
+    /// the request is handed on whole).
     authorization: Option<HeaderValue>,
-    /// The first `Content-Type`.
-    content_type: Option<HeaderValue>,
+    body_headers: BodyHeaders,
+}
+
+/// What the headers say of the body, for the routes that read one. Lent, not moved, to
+/// the route's future, which must stay below the size where an allocation of it costs
+/// more (~1 KB).
+struct BodyHeaders {
+    /// `Ok` when the first `Content-Type` is JSON; else that value (a clone), if any, for
+    /// the error that reading the body raises.
+    content_type: Result<(), Option<HeaderValue>>,
     /// The longest of the `Content-Length`s that parse as a number.
     longest_declared_length: Option<u64>,
 }
 
 impl ReadHeaders {
     fn of(headers: &HeaderMap) -> Self {
-        let mut read = ReadHeaders::default();
+        let (mut traceparent, mut authorization, mut content_type) = (None, None, None);
+        let mut longest_declared_length = None;
         for (name, value) in headers {
             if name == CONTENT_TYPE {
-                read.content_type.get_or_insert_with(|| value.clone());
+                content_type.get_or_insert(value);
             } else if name == CONTENT_LENGTH {
                 let length = value
                     .to_str()
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                read.longest_declared_length = read.longest_declared_length.max(length);
+                longest_declared_length = longest_declared_length.max(length);
             } else if name == AUTHORIZATION {
-                read.authorization.get_or_insert_with(|| value.clone());
+                authorization.get_or_insert(value);
             } else if name == TRACEPARENT {
-                read.traceparent.get_or_insert_with(|| value.clone());
+                traceparent.get_or_insert(value);
             }
         }
-        read
+        ReadHeaders {
+            trace_id: TraceId::of(traceparent),
+            authorization: authorization.cloned(),
+            body_headers: BodyHeaders {
+                content_type: match content_type {
+                    Some(value) if is_json_content_type(value) => Ok(()),
+                    other => Err(other.cloned()),
+                },
+                longest_declared_length,
+            },
+        }
     }
 }
 
 /// A request's trace id: that of its `traceparent` when it is valid, else a fresh one,
-/// so that every error a caller reports can be found in the logs. Made when first asked
-/// for, and then kept: most requests are answered without an error and without anyone
-/// listening to their span, and never need one (a fresh one costs ~200 instructions: a
-/// random number and 32 hex digits).
+/// so that every error a caller reports can be found in the logs. Made when first
+/// written, and then kept: most requests are answered without an error and without
+/// anyone listening to their span, and never need one (a fresh one costs ~200
+/// instructions: a random number and 32 hex digits).
 struct TraceId {
     /// The valid `traceparent`'s trace id.
     from_traceparent: Option<[u8; 16]>,
@@ -751,22 +775,18 @@ impl TraceId {
     }
 }
 
+/// Writes the id, making it first if it is not made yet.
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Accepts `application/json` and `application/*+json`, in any case, with parameters;
 /// a `charset` other than UTF-8 is refused, since JSON is UTF-8 (RFC 8259).
-fn check_content_type(value: Option<&HeaderValue>) -> Result<(), Error> {
-    let Some(value) = value else {
-        return Err(Error::UnsupportedMediaType { content_type: None });
-    };
+fn is_json_content_type(value: &HeaderValue) -> bool {
     // The usual value first, without taking it apart.
-    if value.as_bytes().eq_ignore_ascii_case(b"application/json")
-        || value.to_str().is_ok_and(is_json)
-    {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedMediaType {
-            content_type: Some(echo(&String::from_utf8_lossy(value.as_bytes()))),
-        })
-    }
+    value.as_bytes().eq_ignore_ascii_case(b"application/json") || value.to_str().is_ok_and(is_json)
 }
 
 fn is_json(content_type: &str) -> bool {
