@@ -21,6 +21,7 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use biot_notifications::api::Api;
@@ -39,10 +40,13 @@ fn handler_ratio(c: &mut Criterion<Ratio>) {
         let fixture = SubscribeFixture::new(total);
         let dispatcher = Dispatcher::new(fixture.store.clone(), DiscardingNotifier);
         let api = Api::new(dispatcher.clone());
+        // Which side goes first in the next chunk, carried from sample to sample so that
+        // neither side opens more samples than the other.
+        let handler_first = Cell::new(false);
         // Against the call the handler wraps.
         group.bench_function(BenchmarkId::new("vs-dispatcher", total), |b| {
             b.iter_custom(|iters| {
-                paired(&fixture, &api, iters, |body| {
+                paired(&fixture, &api, &handler_first, iters, |body| {
                     subscribe_direct(&dispatcher, body)
                 })
             })
@@ -50,7 +54,7 @@ fn handler_ratio(c: &mut Criterion<Ratio>) {
         // Against the target's own terms: parse + validate + insert, no dispatcher.
         group.bench_function(BenchmarkId::new("vs-insert", total), |b| {
             b.iter_custom(|iters| {
-                paired(&fixture, &api, iters, |body| {
+                paired(&fixture, &api, &handler_first, iters, |body| {
                     subscribe_into_store(&fixture.store, &policy, body)
                 })
             })
@@ -62,9 +66,14 @@ fn handler_ratio(c: &mut Criterion<Ratio>) {
 /// A sample's value: `iters` subscribes through the handler and `iters` the direct way,
 /// in alternating chunks, the handler's time over the direct time (times `iters`, since
 /// criterion divides a sample's value by its iterations).
-fn paired(fixture: &SubscribeFixture, api: &Api, iters: u64, direct_once: impl Fn(&[u8])) -> f64 {
+fn paired(
+    fixture: &SubscribeFixture,
+    api: &Api,
+    handler_first: &Cell<bool>,
+    iters: u64,
+    direct_once: impl Fn(&[u8]),
+) -> f64 {
     let mut direct = Duration::ZERO;
-    let mut handler_first = false;
     let handled = in_chunks(iters, |keys| {
         let time_direct =
             || fixture.time_chunk(keys.clone(), <[u8]>::to_vec, |body| direct_once(&body));
@@ -73,8 +82,8 @@ fn paired(fixture: &SubscribeFixture, api: &Api, iters: u64, direct_once: impl F
                 subscribe_handled(api, request)
             })
         };
-        handler_first = !handler_first;
-        if handler_first {
+        handler_first.set(!handler_first.get());
+        if handler_first.get() {
             let handled = time_handled();
             direct += time_direct();
             handled
