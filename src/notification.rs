@@ -503,10 +503,16 @@ pub struct NotificationMetadata {
     /// How the action ended.
     pub status: EventStatus,
     /// When the action started (RFC 3339, nanoseconds kept).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(
+        serialize_with = "crate::subscription::rfc3339_on_the_stack",
+        deserialize_with = "time::serde::rfc3339::deserialize"
+    )]
     pub start_time: OffsetDateTime,
     /// When the action ended (RFC 3339, nanoseconds kept).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(
+        serialize_with = "crate::subscription::rfc3339_on_the_stack",
+        deserialize_with = "time::serde::rfc3339::deserialize"
+    )]
     pub end_time: OffsetDateTime,
     /// Who caused the action, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

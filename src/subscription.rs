@@ -464,8 +464,8 @@ struct SubscriptionWireRef<'a> {
 
 /// Writes `time` as `time::serde::rfc3339` does, without allocating the `String` that
 /// does: every subscription written (one per response, a hundred per search page) has
-/// a creation time.
-fn rfc3339_on_the_stack<S: Serializer>(
+/// a creation time, and every notification a start and an end time.
+pub(crate) fn rfc3339_on_the_stack<S: Serializer>(
     time: &OffsetDateTime,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
