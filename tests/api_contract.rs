@@ -1,5 +1,5 @@
 //! The HTTP surface against BioT's own dispatcher spec
-//! (`shared/contract/biot-dispatcher-openapi-2.4.2.json`): every response the handler
+//! (`tests/fixtures/biot-dispatcher-openapi-2.4.2.json`, vendored unchanged): every response the handler
 //! gives on the notification routes has a status the spec declares for the route (or
 //! one our contract adds, listed below), and a body that validates against the
 //! schema the spec gives for it.
@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 /// body that is not JSON. Their bodies are ErrorResponses too.
 const CONTRACT_EXTRA_STATUSES: &[u16] = &[404, 405, 409, 413, 415];
 
-/// The spec, loaded from the shared folder beside the repository.
+/// The spec, vendored under `tests/fixtures/`.
 struct Spec {
     document: Value,
     /// The servers' URL: the base path every spec path is relative to.
@@ -32,7 +32,7 @@ struct Spec {
 impl Spec {
     fn load() -> Spec {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/contract/biot-dispatcher-openapi-2.4.2.json");
+            .join("tests/fixtures/biot-dispatcher-openapi-2.4.2.json");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("BioT's spec is at {}: {e}", path.display()));
         let document: Value = serde_json::from_str(&text).expect("the spec is JSON");
