@@ -762,3 +762,48 @@ async fn dispatch_still_awaits_a_full_report_beside_the_engine() {
     assert_eq!(report.delivered, 1);
     assert_eq!(notifier.0.load(Ordering::SeqCst), 2);
 }
+
+// --- Metrics ---------------------------------------------------------------------------
+
+#[cfg(feature = "metrics")]
+#[test]
+fn outcomes_events_and_gauges_reach_the_metrics_recorder() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    // A current-thread runtime runs every engine task on this thread, where the
+    // recorder is installed.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let dispatcher =
+                Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(ScriptedNotifier))
+                    .build();
+            subscribe(&dispatcher, "patient", "https://a.example.com/ok").await;
+            subscribe(&dispatcher, "patient", "https://b.example.com/gone").await;
+            let engine = DeliveryEngine::builder(dispatcher)
+                .events_queued(1)
+                .events_prepared_at_once(1)
+                .build()
+                .unwrap();
+            engine.try_submit(patient_created()).unwrap();
+            // Nothing has run yet on this thread: the queue of one is full.
+            assert!(engine.try_submit(patient_created()).is_err());
+            engine.shutdown(Duration::from_secs(5)).await;
+        });
+    });
+    let text = prometheus.render();
+    for expected in [
+        "biot_notifications_deliveries_total{outcome=\"delivered\"} 1",
+        "biot_notifications_deliveries_total{outcome=\"gone\"} 1",
+        "biot_notifications_events_total{result=\"accepted\"} 1",
+        "biot_notifications_events_total{result=\"overloaded\"} 1",
+        "biot_notifications_delivery_duration_seconds",
+        "biot_notifications_queue_depth 0",
+        "biot_notifications_deliveries_in_flight 0",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
