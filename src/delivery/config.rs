@@ -180,7 +180,9 @@ impl DeliveryEngineBuilder {
     }
 
     /// Checks the options and starts the engine: its tasks are spawned on the current
-    /// tokio runtime (with the `rt` feature of tokio; either flavour).
+    /// tokio runtime, of either flavour, which must have its time driver enabled
+    /// (`enable_all` or `enable_time`; `#[tokio::main]` does): backoffs, cool-downs and
+    /// the shutdown deadline are timers.
     ///
     /// # Errors
     /// [`EngineBuildError::Zero`] or [`EngineBuildError::Invalid`] naming the option
