@@ -1,9 +1,9 @@
 //! A runnable BioT notification dispatcher: the subscription API over HTTP, real
-//! delivery over HTTP(S), subscriptions in memory.
+//! delivery over HTTP(S) through the delivery engine, subscriptions in memory.
 //!
 //! ```sh
-//! cargo run --example server --features axum,http-notifier -- [--listen ADDR] [--allow-private-endpoints]
-//! cargo run --example server --features axum,http-notifier,postgres -- --database-url postgres://...
+//! cargo run --example server --features axum,http-notifier,metrics -- [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
+//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --database-url postgres://...
 //! ```
 //!
 //! - `--listen ADDR`: where to serve (default `127.0.0.1:8080`).
@@ -11,26 +11,42 @@
 //!   `http`, for plugins on your own machine. Never in production.
 //! - `--database-url URL` (or `DATABASE_URL`): keep subscriptions in PostgreSQL, shared
 //!   by every instance pointed at it (needs the `postgres` feature).
+//! - `--shutdown-deadline SECONDS`: how long Ctrl-C lets queued and running deliveries
+//!   finish before the rest is abandoned (default 10).
 //!
-//! Besides BioT's routes under `/dispatcher`, the example serves
-//! `POST /dispatcher/v1/events`, a STAND-IN FOR THE PLATFORM'S OWN EVENT SOURCE (in BioT,
-//! services report their actions internally; nothing like this route exists there). It
-//! takes `{"entityTypeName", "actionName", "entity", "additionalData"?}`, dispatches the
-//! event, and answers 202 with the dispatch report.
+//! Besides BioT's routes under `/dispatcher`, the example serves:
+//!
+//! - `POST /dispatcher/v1/events`, a STAND-IN FOR THE PLATFORM'S OWN EVENT SOURCE (in
+//!   BioT, services report their actions internally; nothing like this route exists
+//!   there). It takes `{"entityTypeName", "actionName", "entity", "additionalData"?}`
+//!   (and an optional `traceparent` header), hands the event to the delivery engine and
+//!   answers `202 {"traceId": ...}` at once; delivery happens in the background. When the
+//!   engine is overloaded (or shutting down) it answers `503` with BioT's error body
+//!   (code `SERVICE_UNAVAILABLE`) and `Retry-After: 1`. With `?wait=true` it dispatches
+//!   in the request instead and answers `202` with the full dispatch report.
+//! - `GET /metrics`: the engine's metrics in Prometheus' text format.
+//!
+//! Ctrl-C stops the server, then shuts the engine down within the deadline and logs
+//! what was delivered, failed, shed and abandoned.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use biot_notifications::api::{self, Api};
-use biot_notifications::notification::Event;
+use biot_notifications::api::{self, Api, ErrorResponse};
+use biot_notifications::delivery::DeliveryEngine;
+use biot_notifications::notification::{Event, TraceParent, TRACEPARENT};
 use biot_notifications::notifier::http::HttpNotifier;
-use biot_notifications::{Dispatcher, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore};
+use biot_notifications::{
+    Dispatcher, EndpointPolicy, Error, EventType, InMemoryStore, SubscriptionStore,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::Level;
@@ -42,6 +58,7 @@ struct Options {
     listen: SocketAddr,
     allow_private_endpoints: bool,
     database_url: Option<String>,
+    shutdown_deadline: Duration,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -51,6 +68,7 @@ fn parse_args() -> Result<Options, String> {
         database_url: std::env::var("DATABASE_URL")
             .ok()
             .filter(|url| !url.is_empty()),
+        shutdown_deadline: Duration::from_secs(10),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,8 +85,18 @@ fn parse_args() -> Result<Options, String> {
             "--database-url" => {
                 options.database_url = Some(args.next().ok_or("--database-url needs a URL")?);
             }
+            "--shutdown-deadline" => {
+                let value = args
+                    .next()
+                    .ok_or("--shutdown-deadline needs a number of seconds, e.g. 10")?;
+                let seconds: f64 = value
+                    .parse()
+                    .map_err(|e| format!("--shutdown-deadline {value}: {e}"))?;
+                options.shutdown_deadline = Duration::try_from_secs_f64(seconds)
+                    .map_err(|e| format!("--shutdown-deadline {value}: {e}"))?;
+            }
             "--help" | "-h" => return Err(
-                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL]"
+                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS]"
                     .to_owned(),
             ),
             other => return Err(format!("unknown argument `{other}`; see --help")),
@@ -88,36 +116,105 @@ struct EventRequest {
     additional_data: Option<Value>,
 }
 
+/// What the example's routes share.
+#[derive(Clone)]
+struct AppState {
+    dispatcher: Dispatcher,
+    engine: DeliveryEngine,
+    prometheus: PrometheusHandle,
+}
+
+/// BioT's error body for `error`, with the trace id the caller can quote.
+fn error_response(error: &Error, trace_id: String) -> Response {
+    let body = ErrorResponse {
+        code: error.code().to_owned(),
+        message: error.to_string(),
+        service_name: api::DEFAULT_SERVICE_NAME.to_owned(),
+        trace_id,
+        environment: api::DEFAULT_ENVIRONMENT.to_owned(),
+        details: error.details(),
+    };
+    let mut response = (error.status(), Json(body)).into_response();
+    if error.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
 async fn trigger_event(
-    State(dispatcher): State<Dispatcher>,
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
     Json(request): Json<EventRequest>,
 ) -> Response {
+    // The caller's trace, when it sent one; the engine starts one otherwise.
+    let traceparent = headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| TraceParent::parse(value).ok());
+    let trace_id = || {
+        traceparent
+            .unwrap_or_else(TraceParent::generate)
+            .trace_id_hex()
+    };
     let event_type = match EventType::parse(&request.entity_type_name, &request.action_name) {
         Ok(event_type) => event_type,
-        Err(err) => {
-            let body = serde_json::json!({"code": err.code(), "message": err.to_string(), "details": err.details()});
-            return (err.status(), Json(body)).into_response();
-        }
+        Err(err) => return error_response(&err, trace_id()),
     };
     let mut event = Event::new(event_type, request.entity);
     if let Some(additional_data) = request.additional_data {
         event = event.with_additional_data(additional_data);
     }
-    match dispatcher.dispatch(&event).await {
-        Ok(report) => (StatusCode::ACCEPTED, Json(report)).into_response(),
-        Err(err) => {
-            let body = serde_json::json!({"code": err.code(), "message": err.to_string()});
-            (err.status(), Json(body)).into_response()
+    if let Some(traceparent) = traceparent {
+        event = event.with_traceparent(traceparent);
+    }
+    let wait = uri
+        .query()
+        .is_some_and(|query| query.split('&').any(|pair| pair == "wait=true"));
+    if wait {
+        // Today's behaviour: deliver in the request and answer the full report.
+        return match state.dispatcher.dispatch(&event).await {
+            Ok(report) => (StatusCode::ACCEPTED, Json(report)).into_response(),
+            Err(err) => error_response(&err, trace_id()),
+        };
+    }
+    match state.engine.try_submit(event) {
+        Ok(submitted) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"traceId": submitted.trace_id_hex()})),
+        )
+            .into_response(),
+        Err(refused) => {
+            let trace_id = refused
+                .event()
+                .traceparent()
+                .map_or_else(trace_id, |t| t.trace_id_hex());
+            error_response(&Error::from(refused), trace_id)
         }
     }
 }
 
-/// The example's whole app: BioT's API plus the stand-in event route.
-fn app(dispatcher: Dispatcher) -> Router {
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
+/// The example's whole app: BioT's API plus the stand-in event route and the metrics.
+fn app(state: AppState) -> Router {
+    let api = Api::new(state.dispatcher.clone());
     Router::new()
         .route("/dispatcher/v1/events", post(trigger_event))
-        .with_state(dispatcher.clone())
-        .merge(api::router(Api::new(dispatcher)))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .merge(api::router(api))
 }
 
 /// PostgreSQL when a database URL is given, memory otherwise.
@@ -170,6 +267,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         EndpointPolicy::default()
     };
+    let prometheus = PrometheusBuilder::new().install_recorder()?;
     let notifier = HttpNotifier::new(policy.clone())?;
     let dispatcher = Dispatcher::builder(
         store(options.database_url.as_deref()).await?,
@@ -177,16 +275,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .endpoint_policy(policy)
     .build();
+    // Delivers in the background on this runtime, within the engine's default bounds.
+    let engine = DeliveryEngine::builder(dispatcher.clone()).build()?;
 
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     println!(
-        "dispatcher listening on http://{}/dispatcher",
+        "dispatcher listening on http://{}/dispatcher (metrics at /metrics)",
         listener.local_addr()?
     );
-    axum::serve(listener, app(dispatcher))
+    let state = AppState {
+        dispatcher,
+        engine: engine.clone(),
+        prometheus,
+    };
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    // The server no longer takes events; give what is queued and running its chance.
+    // (The engine logs the counts too; this is the whole report, outcome by outcome.)
+    let report = engine.shutdown(options.shutdown_deadline).await;
+    println!(
+        "deliveries at shutdown: {}",
+        serde_json::to_string(&report)?
+    );
     Ok(())
 }

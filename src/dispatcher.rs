@@ -12,15 +12,13 @@
 //! futures are `Send`, so a host can spawn a dispatch and move on; dropping a dispatch
 //! future cancels the deliveries it has not finished.
 
-use std::any::Any;
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use tracing::Instrument;
@@ -33,6 +31,8 @@ use crate::notifier::{DeliveryError, Notifier};
 use crate::search::{Page, SearchRequest};
 use crate::store::SubscriptionStore;
 use crate::subscription::{SubscribeRequest, Subscription, UnsubscribeRequest};
+
+pub(crate) mod attempt;
 
 /// How many deliveries of one event run at once unless configured otherwise.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
@@ -122,6 +122,11 @@ impl Dispatcher {
     /// The store.
     pub fn store(&self) -> &Arc<dyn SubscriptionStore> {
         &self.inner.store
+    }
+
+    /// The notifier deliveries go through.
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.inner.notifier
     }
 
     /// The store, to be called through its trait object. Called on the `Arc`, a method
@@ -238,15 +243,31 @@ impl Dispatcher {
 
     async fn dispatch_in_span(&self, event: &Event) -> Result<DispatchReport, Error> {
         let event_type = event.event_type();
+        let deliveries = match self.prepare(event).await? {
+            Some((subscriptions, notification)) => {
+                self.deliver_all(subscriptions, &notification).await
+            }
+            None => Vec::new(),
+        };
+        Ok(DispatchReport {
+            event_type,
+            deliveries,
+        })
+    }
+
+    /// The subscriptions `event` reaches and its notification, rendered once; `None`
+    /// when nobody subscribed (then no token is asked for). The step before delivery,
+    /// shared with the delivery engine.
+    pub(crate) async fn prepare(
+        &self,
+        event: &Event,
+    ) -> Result<Option<(Vec<Arc<Subscription>>, PreparedNotification)>, Error> {
         let subscriptions = self
             .store_object()
-            .matching(event_type, event.template_name())
+            .matching(event.event_type(), event.template_name())
             .await?;
         if subscriptions.is_empty() {
-            return Ok(DispatchReport {
-                event_type,
-                deliveries: Vec::new(),
-            });
+            return Ok(None);
         }
         let jwt = match &self.inner.token_provider {
             Some(provider) => Some(
@@ -257,12 +278,7 @@ impl Dispatcher {
             ),
             None => None,
         };
-        let notification = event.prepare(jwt);
-        let deliveries = self.deliver_all(subscriptions, &notification).await;
-        Ok(DispatchReport {
-            event_type,
-            deliveries,
-        })
+        Ok(Some((subscriptions, event.prepare(jwt))))
     }
 
     async fn deliver_all(
@@ -273,23 +289,13 @@ impl Dispatcher {
         let notifier = &*self.inner.notifier;
         futures_util::stream::iter(subscriptions)
             .map(|subscription| async move {
-                let started = Instant::now();
-                let attempt =
-                    AssertUnwindSafe(notifier.notify(subscription.endpoint(), notification))
-                        .catch_unwind()
-                        .await;
-                let outcome = match attempt {
-                    Ok(Ok(())) => DeliveryOutcome::Delivered,
-                    Ok(Err(error)) => DeliveryOutcome::Failed(error),
-                    Err(panic) => DeliveryOutcome::Panicked(panic_message(panic.as_ref())),
-                };
-                let delivery = Delivery {
+                let attempt::Attempt { outcome, duration } =
+                    attempt::deliver_once(notifier, subscription.endpoint(), notification, 1).await;
+                Delivery {
                     subscription,
                     outcome,
-                    duration: started.elapsed(),
-                };
-                delivery.trace();
-                delivery
+                    duration,
+                }
             })
             .buffer_unordered(self.inner.max_in_flight.get())
             .collect()
@@ -315,14 +321,6 @@ fn trace_outcome<T>(operation: &str, result: &Result<T, Error>, on_success: impl
             );
         }
     }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "the notifier panicked".to_owned())
 }
 
 /// Options for a [`Dispatcher`]; from [`Dispatcher::builder`].
@@ -446,31 +444,6 @@ impl Delivery {
     /// Whether the plugin got the notification.
     pub fn is_delivered(&self) -> bool {
         matches!(self.outcome, DeliveryOutcome::Delivered)
-    }
-}
-
-impl Delivery {
-    /// One event per delivery: endpoint, outcome and duration; never the body or token.
-    fn trace(&self) {
-        let endpoint = self.subscription.endpoint().as_str();
-        let duration_ms = self.duration.as_secs_f64() * 1000.0;
-        match &self.outcome {
-            DeliveryOutcome::Delivered => {
-                tracing::debug!(endpoint, duration_ms, outcome = "delivered", "delivered");
-            }
-            DeliveryOutcome::Failed(error) => {
-                tracing::warn!(
-                    endpoint,
-                    duration_ms,
-                    outcome = "failed",
-                    error = error as &(dyn std::error::Error + 'static),
-                    "delivery failed"
-                );
-            }
-            DeliveryOutcome::Panicked(message) => {
-                tracing::error!(endpoint, duration_ms, outcome = "panicked", panic = %message, "notifier panicked");
-            }
-        }
     }
 }
 

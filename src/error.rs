@@ -170,6 +170,21 @@ pub enum Error {
         path: String,
     },
 
+    /// The delivery engine's intake queue is full: the event was not taken. Answered
+    /// `503 Service Unavailable` with code `SERVICE_UNAVAILABLE` and details
+    /// `{"reason": "overloaded", "queueCapacity": n}`; the caller may try again later.
+    #[error("the dispatcher is overloaded: {queue_capacity} events are already waiting; try again later")]
+    Overloaded {
+        /// How many events the intake queue holds.
+        queue_capacity: usize,
+    },
+
+    /// The delivery engine is shutting down and takes no more events. Answered
+    /// `503 Service Unavailable` with code `SERVICE_UNAVAILABLE` and details
+    /// `{"reason": "shuttingDown"}`.
+    #[error("the dispatcher is shutting down and takes no more events")]
+    ShuttingDown,
+
     /// Something failed inside the service; the message never says what, the source does.
     #[error("an internal error occurred")]
     Internal {
@@ -198,6 +213,7 @@ impl Error {
             Error::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             Error::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Error::RouteNotFound { .. } => "NOT_FOUND",
+            Error::Overloaded { .. } | Error::ShuttingDown => "SERVICE_UNAVAILABLE",
             Error::Store { .. } | Error::TokenProvider { .. } | Error::Internal { .. } => {
                 "INTERNAL_SERVER_ERROR"
             }
@@ -221,6 +237,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Overloaded { .. } | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store { .. } | Error::TokenProvider { .. } | Error::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -269,6 +286,10 @@ impl Error {
                 json!({ "method": method.as_str(), "allowed": allowed })
             }
             Error::RouteNotFound { path } => json!({ "path": path }),
+            Error::Overloaded { queue_capacity } => {
+                json!({ "reason": "overloaded", "queueCapacity": queue_capacity })
+            }
+            Error::ShuttingDown => json!({ "reason": "shuttingDown" }),
             Error::Unauthenticated { .. }
             | Error::AccessDenied { .. }
             | Error::Store { .. }
@@ -364,6 +385,21 @@ mod tests {
         let echoed = echo(&long);
         assert_eq!(echoed.chars().count(), ECHO_LIMIT + 3);
         assert_eq!(echo("short"), "short");
+    }
+
+    #[test]
+    fn overload_and_shutdown_are_service_unavailable_with_a_reason() {
+        let overloaded = Error::Overloaded { queue_capacity: 8 };
+        assert_eq!(overloaded.code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(overloaded.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            Value::Object(overloaded.details()),
+            json!({"reason": "overloaded", "queueCapacity": 8})
+        );
+        assert!(!overloaded.is_client_error());
+        let shutting_down = Error::ShuttingDown;
+        assert_eq!(shutting_down.code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(shutting_down.details()["reason"], "shuttingDown");
     }
 
     #[test]

@@ -36,6 +36,8 @@
 //! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
 //! | `http-notifier` | `notifier::http::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
 //! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool, no TLS) |
+//! | `engine` | `delivery::DeliveryEngine`: bounded, isolated, fire-and-forget delivery on the host's tokio runtime (per-endpoint backlogs and circuit breakers, opt-in retries, graceful shutdown) |
+//! | `metrics` | the engine's counters, gauges and histogram through the `metrics` facade (implies `engine`) |
 //!
 //! No feature is on by default: a host that brings its own transport compiles no
 //! HTTP client, server or database driver.
@@ -45,6 +47,8 @@
 
 pub mod api;
 pub mod catalog;
+#[cfg(feature = "engine")]
+pub mod delivery;
 pub mod dispatcher;
 pub mod endpoint;
 pub mod error;

@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 // `::http`: the `http` below is our module, the crate is meant here.
@@ -105,10 +106,24 @@ impl Notifier for DiscardingNotifier {
 #[non_exhaustive]
 pub enum DeliveryError {
     /// The plugin answered with a status other than 2xx.
+    ///
+    /// A `429` or `503` that came with a `Retry-After` is [`DeliveryError::Throttled`]
+    /// instead; [`status`](DeliveryError::status) reads the status of both.
     #[error("the endpoint answered {status}")]
     Status {
         /// The status it answered with.
         status: StatusCode,
+    },
+
+    /// The plugin answered `429 Too Many Requests` or `503 Service Unavailable` and said
+    /// when to call again (`Retry-After`). BioT does not retry; the delivery engine's
+    /// opt-in retries wait this long (clamped to their policy's longest backoff).
+    #[error("the endpoint answered {status} and asked to be called again in {}s", retry_after.as_secs_f64())]
+    Throttled {
+        /// The status it answered with.
+        status: StatusCode,
+        /// How long after the answer it asked to wait, from its `Retry-After`.
+        retry_after: Duration,
     },
 
     /// The endpoint, or an address its host resolved to, is refused by the endpoint policy.
@@ -132,6 +147,46 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// The plugin answered `status`, with no `Retry-After` to heed.
+    pub fn from_status(status: StatusCode) -> Self {
+        DeliveryError::Status { status }
+    }
+
+    /// The plugin answered `status` and asked to be called again after `retry_after`
+    /// (its `Retry-After`, as a duration from now). Only `429` and `503` carry the wait
+    /// ([`DeliveryError::Throttled`]); for any other status it is dropped, as HTTP gives
+    /// `Retry-After` no retry meaning there.
+    pub fn with_retry_after(status: StatusCode, retry_after: Duration) -> Self {
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            DeliveryError::Throttled {
+                status,
+                retry_after,
+            }
+        } else {
+            DeliveryError::Status { status }
+        }
+    }
+
+    /// The status the plugin answered with, when it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            DeliveryError::Status { status } | DeliveryError::Throttled { status, .. } => {
+                Some(*status)
+            }
+            DeliveryError::Refused { .. }
+            | DeliveryError::Timeout
+            | DeliveryError::Transport { .. } => None,
+        }
+    }
+
+    /// How long the plugin asked to be left alone (`Retry-After`), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Wraps a transport's error.
     pub fn transport(source: impl Into<BoxError>) -> Self {
         DeliveryError::Transport {

@@ -45,7 +45,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -217,7 +217,8 @@ impl Notifier for HttpNotifier {
     /// - [`DeliveryError::Refused`] when the policy refuses the endpoint, or every
     ///   address its host resolves to (nothing is sent then);
     /// - [`DeliveryError::Status`] when the plugin answers anything but `2xx`, a
-    ///   redirect included;
+    ///   redirect included; [`DeliveryError::Throttled`] for a `429` or `503` with a
+    ///   `Retry-After` (in seconds or as an HTTP-date);
     /// - [`DeliveryError::Timeout`] when connecting or the whole exchange takes too long;
     /// - [`DeliveryError::Transport`] for everything else (resolution, connection, TLS).
     async fn notify(
@@ -234,11 +235,17 @@ impl Notifier for HttpNotifier {
             .map_err(DeliveryError::transport)?;
         let response = self.client.execute(request).await.map_err(delivery_error)?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| retry_after(value, SystemTime::now()));
         // The plugin's answer is ignored (as BioT ignores it), so the body is never read:
         // dropping the response closes the connection rather than drain an unbounded body.
         drop(response);
         if status.is_success() {
             Ok(())
+        } else if let Some(retry_after) = retry_after {
+            Err(DeliveryError::with_retry_after(status, retry_after))
         } else {
             Err(DeliveryError::Status { status })
         }
@@ -368,6 +375,17 @@ struct AddressRefused {
     reason: EndpointRejection,
 }
 
+/// The wait a `Retry-After` value asks for, from `now`: delay-seconds or an HTTP-date
+/// (a date in the past means "now"). `None` when it is neither.
+fn retry_after(value: &reqwest::header::HeaderValue, now: SystemTime) -> Option<Duration> {
+    let value = value.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// Sorts a client error into the delivery outcome it means.
 fn delivery_error(error: reqwest::Error) -> DeliveryError {
     // The refusal sits several layers down (client, connector, resolver).
@@ -398,6 +416,22 @@ mod tests {
         assert_send_sync::<HttpNotifier>();
         assert_send_sync::<HttpNotifierBuilder>();
         assert_send_sync::<SystemResolver>();
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use reqwest::header::HeaderValue;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // 06 Nov 1994 08:49:37 GMT
+        let read = |value: &str| retry_after(&HeaderValue::from_str(value).unwrap(), now);
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(read(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            read("Sun, 06 Nov 1994 08:49:40 GMT"),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(read("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(read("soon"), None);
+        assert_eq!(read("-5"), None);
     }
 
     #[test]
