@@ -20,6 +20,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod common;
+use common::assert_send_sync;
+
 /// One request as a receiver read it off the wire.
 #[derive(Debug)]
 struct Received {
@@ -491,7 +494,6 @@ async fn a_name_that_does_not_resolve_is_a_transport_failure() {
 
 #[test]
 fn the_notifier_is_shareable_across_tasks() {
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<HttpNotifier>();
     let _: &dyn Notifier = &HttpNotifier::new(EndpointPolicy::default()).unwrap();
 }
