@@ -1,6 +1,5 @@
 //! `HttpNotifier` against real receivers on loopback: what a plugin gets, how failures
 //! are reported, and that the endpoint policy holds for every address it connects to.
-#![cfg(feature = "http-notifier")]
 
 use std::collections::HashMap;
 use std::io;

@@ -1,6 +1,5 @@
 //! `InMemoryStore` against the conformance suite, in every shape a host holds it, and
 //! under real multi-threaded contention.
-#![cfg(feature = "testkit")]
 
 use std::sync::Arc;
 
