@@ -500,7 +500,7 @@ async fn concurrent_subscribe_unsubscribe_and_dispatch_keep_the_in_memory_store_
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn concurrent_subscribe_unsubscribe_and_dispatch_keep_the_postgres_store_exact() {
     use biot_notifications::store::postgres::PostgresStore;
     use futures_util::FutureExt;

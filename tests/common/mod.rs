@@ -206,6 +206,7 @@ pub const POSTGRES_SETUP: &str = "`source .ci/postgres.sh` starts a throwaway se
 /// The environment variable `name`; a test that is run without it fails (it is
 /// `#[ignore]`d, so it runs only when asked for, and then a missing environment is an
 /// error to report, not a reason to pass).
+#[track_caller]
 pub fn required_env(name: &str, needed_for: &str) -> String {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => value,
@@ -214,6 +215,7 @@ pub fn required_env(name: &str, needed_for: &str) -> String {
 }
 
 /// `DATABASE_URL`: a PostgreSQL database the test may create schemas in.
+#[track_caller]
 pub fn database_url() -> String {
     required_env(
         "DATABASE_URL",
