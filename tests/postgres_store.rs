@@ -159,6 +159,19 @@ async fn postgres_store_passes_the_testkit_behind_an_arc_dyn() {
     drop_schema(&store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn postgres_store_passes_the_shared_store_suite_while_another_instance_writes() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema();
+    let (store, other) = (store_on(&schema).await, store_on(&schema).await);
+    let shared = common::StoreWithAnotherWriter::new(Arc::new(store.clone()), Arc::new(other));
+    biot_notifications::testkit::run_on_shared_store(&shared).await;
+    assert!(shared.writes() > 0);
+    assert_eq!(store.count().await.unwrap(), shared.writes() as u64);
+    drop_schema(&store).await;
+}
+
 // ---------------------------------------------------------------------------------
 // Schema and migrations.
 

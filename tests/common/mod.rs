@@ -16,7 +16,9 @@ use biot_notifications::notification::{Notification, PreparedNotification};
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::SubscriptionStore;
-use biot_notifications::{Endpoint, Error, EventType, Subscription, SubscriptionKey};
+use biot_notifications::{
+    Endpoint, Error, EventType, SubscribeRequest, Subscription, SubscriptionKey,
+};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------
@@ -193,6 +195,83 @@ impl SubscriptionStore for FailingStore {
     }
     async fn count(&self) -> Result<u64, Error> {
         Err(Self::outage())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A store someone else writes to.
+
+/// A store shared with another writer: before each call it passes on to `inner`, the
+/// other writer subscribes one more endpoint of its own (on `other-writer.example.com`)
+/// through `writer`, so every step of the caller sees the store change under it.
+#[derive(Debug)]
+pub struct StoreWithAnotherWriter {
+    inner: Arc<dyn SubscriptionStore>,
+    writer: Arc<dyn SubscriptionStore>,
+    writes: AtomicUsize,
+}
+
+impl StoreWithAnotherWriter {
+    /// Calls go to `inner`, the other writer's inserts to `writer` (the same store, or
+    /// another instance on the same data).
+    pub fn new(inner: Arc<dyn SubscriptionStore>, writer: Arc<dyn SubscriptionStore>) -> Self {
+        StoreWithAnotherWriter {
+            inner,
+            writer,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many subscriptions the other writer has added.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    async fn write_another(&self) {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst);
+        let key = SubscribeRequest::new(
+            "patient",
+            "_update",
+            format!("https://other-writer.example.com/{n}"),
+        )
+        .key()
+        .expect("a valid subscription");
+        self.writer
+            .insert(Subscription::new(key))
+            .await
+            .expect("the other writer's insert");
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for StoreWithAnotherWriter {
+    async fn insert(&self, subscription: Subscription) -> Result<(), Error> {
+        self.write_another().await;
+        self.inner.insert(subscription).await
+    }
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
+        self.write_another().await;
+        self.inner.remove(key).await
+    }
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
+        self.write_another().await;
+        self.inner.get(id).await
+    }
+    async fn matching(
+        &self,
+        event_type: EventType,
+        template: Option<&str>,
+    ) -> Result<Vec<Arc<Subscription>>, Error> {
+        self.write_another().await;
+        self.inner.matching(event_type, template).await
+    }
+    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
+        self.write_another().await;
+        self.inner.search(request).await
+    }
+    async fn count(&self) -> Result<u64, Error> {
+        self.write_another().await;
+        self.inner.count().await
     }
 }
 
