@@ -38,6 +38,7 @@
 //! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool, no TLS) |
 //! | `engine` | `delivery::DeliveryEngine`: bounded, isolated, fire-and-forget delivery on the host's tokio runtime (per-endpoint backlogs and circuit breakers, opt-in retries, graceful shutdown) |
 //! | `metrics` | the engine's counters, gauges and histogram through the `metrics` facade (implies `engine`) |
+//! | `jwt` | [`token`]: BioT's RS512 tokens: a verifier, a signing token provider, an API authorizer, the plugin kit (on `jsonwebtoken` and `ring`, no OpenSSL) |
 //!
 //! No feature is on by default: a host that brings its own transport compiles no
 //! HTTP client, server or database driver.
@@ -59,6 +60,8 @@ pub mod store;
 pub mod subscription;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(feature = "jwt")]
+pub mod token;
 
 pub use catalog::{Action, EntityType, EventType};
 pub use dispatcher::{DispatchReport, Dispatcher, TokenProvider};

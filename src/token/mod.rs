@@ -1,0 +1,44 @@
+//! BioT's tokens both ways (feature `jwt`): verify them, sign them, guard the API with
+//! them, and check what a plugin receives.
+//!
+//! Every BioT notification carries a `jwt`: an RS512 token of the platform's service,
+//! whose `scopes` claim contains `ACTION_NOTIFICATION`. BioT's plugins verify it against
+//! the platform's public key and refuse the notification otherwise (the same tokens,
+//! with other permissions, guard BioT's APIs).
+//!
+//! ```text
+//! dispatcher side:  SigningKey (PEM) --> SigningTokenProvider --> each notification's jwt
+//!                   PublicKey --> TokenVerifier --> TokenAuthorizer --> Api (Bearer tokens)
+//! plugin side:      PublicKey (PEM or bare base64) --> TokenVerifier
+//!                   --> NotificationVerifier: headers + body --> VerifiedNotification
+//! ```
+//!
+//! - [`TokenVerifier`]: RS512 only, one or several keys (by `kid`), `exp` and `nbf`
+//!   within a leeway, a required permission in `scopes`; refusals are typed
+//!   ([`TokenRefusal`]) and the token is never logged.
+//! - [`SigningTokenProvider`]: the dispatcher's [`TokenProvider`](crate::TokenProvider);
+//!   signs a short-lived token once and reuses it until shortly before it expires.
+//! - [`NotificationVerifier`]: the plugin kit; [`VerifiedNotification`] is also an axum
+//!   extractor when the `axum` feature is on.
+//!
+//! Cryptography: `jsonwebtoken` over `ring` (already built for the HTTP notifier's
+//! rustls), RS512 only; no OpenSSL. The first key loaded installs the crate's RS512
+//! provider as `jsonwebtoken`'s process-wide backend unless the host installed one.
+
+mod claims;
+mod keys;
+mod plugin;
+mod refusal;
+mod ring_backend;
+mod signing;
+mod verifier;
+
+pub use claims::Claims;
+pub use keys::{KeyError, PublicKey, SigningKey};
+pub use plugin::{NotificationRefusal, NotificationVerifier, VerifiedNotification};
+pub use refusal::TokenRefusal;
+pub use signing::{SigningTokenProvider, DEFAULT_REFRESH_AHEAD, DEFAULT_TOKEN_LIFETIME};
+pub use verifier::{TokenVerifier, DEFAULT_LEEWAY};
+
+/// The permission a notification's token carries in `scopes`: `ACTION_NOTIFICATION`.
+pub const ACTION_NOTIFICATION: &str = "ACTION_NOTIFICATION";
