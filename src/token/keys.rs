@@ -25,6 +25,13 @@ pub enum KeyError {
     },
 }
 
+/// Signing a token failed (claims that are not a JSON object, or the backend failed).
+#[derive(Debug, thiserror::Error)]
+#[error("signing the token failed: {reason}")]
+pub struct SigningError {
+    reason: String,
+}
+
 /// An RSA public key that verifies RS512 tokens, with an optional key id (`kid`).
 ///
 /// Loads both forms BioT hands out: PEM (`-----BEGIN PUBLIC KEY-----` or
@@ -152,10 +159,12 @@ impl SigningKey {
     ///
     /// # Errors
     /// The claims do not serialise to a JSON object, or signing failed.
-    pub fn sign(&self, claims: &impl serde::Serialize) -> Result<String, crate::error::BoxError> {
+    pub fn sign(&self, claims: &impl serde::Serialize) -> Result<String, SigningError> {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512);
         header.kid.clone_from(&self.kid);
-        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|error| SigningError {
+            reason: error.to_string(),
+        })
     }
 }
 

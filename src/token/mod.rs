@@ -34,7 +34,7 @@ mod signing;
 mod verifier;
 
 pub use claims::Claims;
-pub use keys::{KeyError, PublicKey, SigningKey};
+pub use keys::{KeyError, PublicKey, SigningError, SigningKey};
 pub use plugin::{NotificationRefusal, NotificationVerifier, VerifiedNotification};
 pub use refusal::TokenRefusal;
 pub use signing::{SigningTokenProvider, DEFAULT_REFRESH_AHEAD, DEFAULT_TOKEN_LIFETIME};

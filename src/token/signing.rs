@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use super::{Claims, SigningKey, ACTION_NOTIFICATION};
+use super::{Claims, SigningError, SigningKey, ACTION_NOTIFICATION};
 use crate::dispatcher::TokenProvider;
 use crate::error::BoxError;
 use crate::notification::Event;
@@ -104,7 +104,7 @@ impl SigningTokenProvider {
     ///
     /// # Errors
     /// Signing failed.
-    pub fn current_token(&self) -> Result<Arc<str>, BoxError> {
+    pub fn current_token(&self) -> Result<Arc<str>, SigningError> {
         let now = seconds_since_epoch(SystemTime::now());
         if let Some(current) = self.fresh(now) {
             return Ok(current);
@@ -134,7 +134,7 @@ impl SigningTokenProvider {
     ///
     /// # Errors
     /// Signing failed.
-    pub fn sign_at(&self, now: u64) -> Result<String, BoxError> {
+    pub fn sign_at(&self, now: u64) -> Result<String, SigningError> {
         let mut claims = Claims::new(self.scopes.iter().cloned(), now, self.lifetime.as_secs());
         claims.sub.clone_from(&self.subject);
         self.key.sign(&claims)
