@@ -18,6 +18,8 @@
 //!   ([`TokenRefusal`]) and the token is never logged.
 //! - [`SigningTokenProvider`]: the dispatcher's [`TokenProvider`](crate::TokenProvider);
 //!   signs a short-lived token once and reuses it until shortly before it expires.
+//! - [`TokenAuthorizer`]: the API's [`Authorizer`](crate::api::Authorizer) on bearer
+//!   tokens, one permission per operation, answering BioT's 401 and 403.
 //! - [`NotificationVerifier`]: the plugin kit; [`VerifiedNotification`] is also an axum
 //!   extractor when the `axum` feature is on.
 //!
@@ -25,6 +27,7 @@
 //! rustls), RS512 only; no OpenSSL. The first key loaded installs the crate's RS512
 //! provider as `jsonwebtoken`'s process-wide backend unless the host installed one.
 
+mod authorizer;
 mod claims;
 mod keys;
 mod plugin;
@@ -33,6 +36,7 @@ mod ring_backend;
 mod signing;
 mod verifier;
 
+pub use authorizer::TokenAuthorizer;
 pub use claims::Claims;
 pub use keys::{KeyError, PublicKey, SigningError, SigningKey};
 pub use plugin::{NotificationRefusal, NotificationVerifier, VerifiedNotification};
