@@ -100,6 +100,10 @@ impl fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher with the default options: strict endpoint policy,
     /// [`DEFAULT_MAX_IN_FLIGHT`] deliveries at once, no token.
+    ///
+    /// Without a token provider, notifications carry no `jwt`, and BioT's plugins
+    /// refuse them: building such a dispatcher logs a warning. Give it one with
+    /// [`DispatcherBuilder::token_provider`] (feature `jwt`: `token::SigningTokenProvider`).
     pub fn new(store: impl SubscriptionStore, notifier: impl Notifier) -> Self {
         Self::builder(Arc::new(store), Arc::new(notifier)).build()
     }
@@ -347,14 +351,22 @@ impl DispatcherBuilder {
         self
     }
 
-    /// Where the `jwt` of each notification comes from (default: none is sent).
+    /// Where the `jwt` of each notification comes from (default: none is sent, and
+    /// [`build`](Self::build) warns, since BioT's plugins refuse a notification without
+    /// one). With the `jwt` feature, `token::SigningTokenProvider` signs BioT's tokens.
     pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
         self.token_provider = Some(provider);
         self
     }
 
-    /// The dispatcher.
+    /// The dispatcher. Logs a warning when it has no token provider.
     pub fn build(self) -> Dispatcher {
+        if self.token_provider.is_none() {
+            tracing::warn!(
+                "this dispatcher has no token provider: its notifications carry no `jwt`, \
+                 which BioT's plugins refuse (set one with DispatcherBuilder::token_provider)"
+            );
+        }
         Dispatcher {
             inner: Arc::new(Inner {
                 store: self.store,

@@ -12,8 +12,8 @@ use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::token::{Claims, PublicKey, SigningKey, TokenAuthorizer, TokenVerifier};
 use biot_notifications::{Dispatcher, InMemoryStore};
 use bytes::Bytes;
-use http_body_util::Full;
 use http::{Request, StatusCode};
+use http_body_util::Full;
 use serde_json::Value;
 
 const PRIVATE_A: &str = include_str!("fixtures/keys/test-only-a.private.pem");

@@ -205,3 +205,37 @@ fn request_spans_carry_the_trace_id_the_caller_sees() {
         );
     }
 }
+
+#[test]
+fn a_dispatcher_without_a_token_provider_warns_when_built_and_one_with_does_not() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let _with = Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(HalfBroken))
+            .token_provider(Arc::new(SecretToken))
+            .build();
+    });
+    assert_eq!(
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap(),
+        ""
+    );
+
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let _without = Dispatcher::new(InMemoryStore::new(), HalfBroken);
+    });
+    let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("WARN") && logged.contains("no token provider"),
+        "{logged}"
+    );
+}
