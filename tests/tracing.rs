@@ -206,36 +206,32 @@ fn request_spans_carry_the_trace_id_the_caller_sees() {
     }
 }
 
-#[test]
-fn a_dispatcher_without_a_token_provider_warns_when_built_and_one_with_does_not() {
+/// What `build` logs at warning level and above while it runs.
+fn warnings_while(build: impl FnOnce()) -> String {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
         .with_max_level(tracing::Level::WARN)
         .with_ansi(false)
         .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let _with = Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(HalfBroken))
+    tracing::subscriber::with_default(subscriber, build);
+    let logged = captured.0.lock().unwrap().clone();
+    String::from_utf8(logged).unwrap()
+}
+
+#[test]
+fn a_dispatcher_without_a_token_provider_warns_when_built_and_one_with_does_not() {
+    let with = warnings_while(|| {
+        let _ = Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(HalfBroken))
             .token_provider(Arc::new(SecretToken))
             .build();
     });
-    assert_eq!(
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap(),
-        ""
-    );
-
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let _without = Dispatcher::new(InMemoryStore::new(), HalfBroken);
+    assert_eq!(with, "");
+    let without = warnings_while(|| {
+        let _ = Dispatcher::new(InMemoryStore::new(), HalfBroken);
     });
-    let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logged.contains("WARN") && logged.contains("no token provider"),
-        "{logged}"
+        without.contains("WARN") && without.contains("no token provider"),
+        "{without}"
     );
 }
