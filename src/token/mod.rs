@@ -24,8 +24,12 @@
 //!   extractor when the `axum` feature is on.
 //!
 //! Cryptography: `jsonwebtoken` over `ring` (already built for the HTTP notifier's
-//! rustls), RS512 only; no OpenSSL. The first key loaded installs the crate's RS512
-//! provider as `jsonwebtoken`'s process-wide backend unless the host installed one.
+//! rustls), RS512 only; no OpenSSL. `jsonwebtoken` 10 takes its backend from one
+//! process-wide `CryptoProvider`: the first key loaded here installs this crate's
+//! RS512-only provider unless one is installed already. A host that also uses
+//! `jsonwebtoken` 10 for other algorithms installs its own provider (e.g.
+//! `jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default()`) before
+//! loading a key here; any complete provider verifies RS512 too.
 
 mod authorizer;
 mod claims;
