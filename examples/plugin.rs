@@ -158,7 +158,7 @@ async fn call_dispatcher(
         let status = response.status();
         let answer = response.text().await?;
         match status.as_u16() {
-            200 | 201 => println!("{operation} {entity}:{action}: {status}"),
+            200 | 201 | 204 => println!("{operation} {entity}:{action}: {status}"),
             409 if operation == "subscribe" => {
                 println!("{operation} {entity}:{action}: already subscribed")
             }

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --example server --features axum,http-notifier,metrics -- [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
 //! cargo run --example server --features axum,http-notifier,metrics,postgres -- --database-url postgres://...
+//! cargo run --example server --features axum,http-notifier,metrics,jwt -- --signing-key service.key.pem --api-public-key biot.pub.pem
 //! ```
 //!
 //! - `--listen ADDR`: where to serve (default `127.0.0.1:8080`).
@@ -13,6 +14,13 @@
 //!   by every instance pointed at it (needs the `postgres` feature).
 //! - `--shutdown-deadline SECONDS`: how long Ctrl-C lets queued and running deliveries
 //!   finish before the rest is abandoned (default 10).
+//! - `--signing-key PATH` (needs the `jwt` feature): the service's RSA private key
+//!   (PEM). Every notification then carries a signed `jwt` (RS512, `ACTION_NOTIFICATION`,
+//!   five minutes, reused until shortly before expiry), which BioT's plugins require.
+//!   Without it the notifications carry none, and the server warns.
+//! - `--api-public-key PATH` (needs the `jwt` feature): the public key (PEM or BioT's
+//!   bare base64) of the tokens the API accepts: every subscription call must carry
+//!   `Authorization: Bearer <token>` signed by it, with the route's permission.
 //!
 //! Besides BioT's routes under `/dispatcher`, the example serves:
 //!
@@ -59,6 +67,13 @@ struct Options {
     allow_private_endpoints: bool,
     database_url: Option<String>,
     shutdown_deadline: Duration,
+    signing_key: Option<String>,
+    api_public_key: Option<String>,
+}
+
+fn read_key(flag: &str, path: Option<String>) -> Result<String, String> {
+    let path = path.ok_or(format!("{flag} needs a file path"))?;
+    std::fs::read_to_string(&path).map_err(|e| format!("{flag} {path}: {e}"))
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -69,6 +84,8 @@ fn parse_args() -> Result<Options, String> {
             .ok()
             .filter(|url| !url.is_empty()),
         shutdown_deadline: Duration::from_secs(10),
+        signing_key: None,
+        api_public_key: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -95,8 +112,10 @@ fn parse_args() -> Result<Options, String> {
                 options.shutdown_deadline = Duration::try_from_secs_f64(seconds)
                     .map_err(|e| format!("--shutdown-deadline {value}: {e}"))?;
             }
+            "--signing-key" => options.signing_key = Some(read_key(&arg, args.next())?),
+            "--api-public-key" => options.api_public_key = Some(read_key(&arg, args.next())?),
             "--help" | "-h" => return Err(
-                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS]"
+                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS] [--signing-key PATH] [--api-public-key PATH]"
                     .to_owned(),
             ),
             other => return Err(format!("unknown argument `{other}`; see --help")),
@@ -119,6 +138,7 @@ struct EventRequest {
 /// What the example's routes share.
 #[derive(Clone)]
 struct AppState {
+    api: Api,
     dispatcher: Dispatcher,
     engine: DeliveryEngine,
     prometheus: PrometheusHandle,
@@ -209,7 +229,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The example's whole app: BioT's API plus the stand-in event route and the metrics.
 fn app(state: AppState) -> Router {
-    let api = Api::new(state.dispatcher.clone());
+    let api = state.api.clone();
     Router::new()
         .route("/dispatcher/v1/events", post(trigger_event))
         .route("/metrics", get(metrics))
@@ -242,6 +262,36 @@ async fn store(
     }
 }
 
+/// The notification token provider for `--signing-key`.
+#[cfg(feature = "jwt")]
+fn signing_provider(
+    pem: &str,
+) -> Result<Arc<dyn biot_notifications::TokenProvider>, Box<dyn std::error::Error>> {
+    use biot_notifications::token::{SigningKey, SigningTokenProvider};
+    let provider = SigningTokenProvider::new(SigningKey::from_pem(pem)?).with_subject("dispatcher");
+    Ok(Arc::new(provider))
+}
+
+#[cfg(not(feature = "jwt"))]
+fn signing_provider(
+    _: &str,
+) -> Result<Arc<dyn biot_notifications::TokenProvider>, Box<dyn std::error::Error>> {
+    Err("--signing-key needs the `jwt` feature: add `--features jwt`".into())
+}
+
+/// The API's authorizer for `--api-public-key`.
+#[cfg(feature = "jwt")]
+fn token_authorizer(key: &str) -> Result<Arc<dyn api::Authorizer>, Box<dyn std::error::Error>> {
+    use biot_notifications::token::{PublicKey, TokenAuthorizer, TokenVerifier};
+    let verifier = TokenVerifier::new(PublicKey::from_pem_or_base64(key)?);
+    Ok(Arc::new(TokenAuthorizer::new(verifier)))
+}
+
+#[cfg(not(feature = "jwt"))]
+fn token_authorizer(_: &str) -> Result<Arc<dyn api::Authorizer>, Box<dyn std::error::Error>> {
+    Err("--api-public-key needs the `jwt` feature: add `--features jwt`".into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The crate's spans and events: each API call, subscribe, unsubscribe, search and
@@ -269,12 +319,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let prometheus = PrometheusBuilder::new().install_recorder()?;
     let notifier = HttpNotifier::new(policy.clone())?;
-    let dispatcher = Dispatcher::builder(
+    let mut dispatcher = Dispatcher::builder(
         store(options.database_url.as_deref()).await?,
         Arc::new(notifier),
     )
-    .endpoint_policy(policy)
-    .build();
+    .endpoint_policy(policy);
+    if let Some(pem) = &options.signing_key {
+        dispatcher = dispatcher.token_provider(signing_provider(pem)?);
+        println!("notifications carry a jwt signed with --signing-key");
+    }
+    let dispatcher = dispatcher.build();
+    let mut api = Api::new(dispatcher.clone());
+    if let Some(key) = &options.api_public_key {
+        api = api.authorizer(token_authorizer(key)?);
+        println!("the API accepts bearer tokens signed by --api-public-key");
+    }
     // Delivers in the background on this runtime, within the engine's default bounds.
     let engine = DeliveryEngine::builder(dispatcher.clone()).build()?;
 
@@ -284,6 +343,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     let state = AppState {
+        api,
         dispatcher,
         engine: engine.clone(),
         prometheus,
