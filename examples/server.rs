@@ -44,7 +44,7 @@ use biot_notifications::delivery::DeliveryEngine;
 use biot_notifications::notification::{Event, TraceParent, TRACEPARENT};
 use biot_notifications::notifier::http::HttpNotifier;
 use biot_notifications::{
-    Dispatcher, EndpointPolicy, Error, EventType, InMemoryStore, SubscriptionStore,
+    BiotError, Dispatcher, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
@@ -125,15 +125,13 @@ struct AppState {
 }
 
 /// BioT's error body for `error`, with the trace id the caller can quote.
-fn error_response(error: &Error, trace_id: String) -> Response {
-    let body = ErrorResponse {
-        code: error.code().to_owned(),
-        message: error.to_string(),
-        service_name: api::DEFAULT_SERVICE_NAME.to_owned(),
-        trace_id,
-        environment: api::DEFAULT_ENVIRONMENT.to_owned(),
-        details: error.details(),
-    };
+fn error_response(error: &dyn BiotError, trace_id: String) -> Response {
+    let body = ErrorResponse::from_error(
+        error,
+        api::DEFAULT_SERVICE_NAME,
+        api::DEFAULT_ENVIRONMENT,
+        &trace_id,
+    );
     let mut response = (error.status(), Json(body)).into_response();
     if error.status() == StatusCode::SERVICE_UNAVAILABLE {
         response
@@ -191,7 +189,7 @@ async fn trigger_event(
                 .event()
                 .traceparent()
                 .map_or_else(trace_id, |t| t.trace_id_hex());
-            error_response(&Error::from(refused), trace_id)
+            error_response(&refused, trace_id)
         }
     }
 }

@@ -144,9 +144,9 @@ impl Dispatcher {
     /// Validates and stores a subscription; returns it with its new id.
     ///
     /// # Errors
-    /// Validation errors ([`Error::InvalidEntityType`], [`Error::InvalidAction`],
-    /// [`Error::InvalidEndpoint`], [`Error::InvalidAttribute`]), [`Error::AlreadyExists`],
-    /// or the store's failure.
+    /// [`Error::Validation`] (names, endpoint, template), [`Error::Store`] with
+    /// [`StoreError::AlreadyExists`](crate::StoreError::AlreadyExists), or the store's
+    /// failure.
     pub async fn subscribe(&self, request: &SubscribeRequest) -> Result<Subscription, Error> {
         async {
             let result = async {
@@ -171,12 +171,13 @@ impl Dispatcher {
     /// subscription stays removable after the policy is tightened.
     ///
     /// # Errors
-    /// Validation errors, [`Error::NotFound`], or the store's failure.
+    /// [`Error::Validation`], [`Error::Store`] with
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound), or the store's failure.
     pub async fn unsubscribe(&self, request: &UnsubscribeRequest) -> Result<Subscription, Error> {
         async {
             let result = match request.key() {
-                Ok(key) => self.store_object().remove(&key).await,
-                Err(error) => Err(error),
+                Ok(key) => self.store_object().remove(&key).await.map_err(Error::from),
+                Err(error) => Err(error.into()),
             };
             trace_outcome("unsubscribe", &result, |subscription| {
                 tracing::info!(id = %subscription.id(), subscription = %subscription.key(), "unsubscribed");
@@ -193,7 +194,11 @@ impl Dispatcher {
     /// The store's failure.
     pub async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
         async {
-            let result = self.store_object().search(request).await;
+            let result = self
+                .store_object()
+                .search(request)
+                .await
+                .map_err(Error::from);
             trace_outcome("search", &result, |page| {
                 tracing::debug!(
                     total = page.total_results,

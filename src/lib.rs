@@ -11,7 +11,7 @@
 //! networks, and BioT's wire formats. Transport and persistence plug in through traits.
 //!
 //! ```
-//! use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
+//! use biot_notifications::{BiotError, EndpointPolicy, SubscribeRequest, Subscription};
 //!
 //! let body = br#"{"entityTypeName":"device","actionName":"_revokeCertificate",
 //!                 "endpoint":"https://plugin.example.com/certs"}"#;
@@ -54,23 +54,43 @@ pub mod endpoint;
 pub mod error;
 pub mod notification;
 pub mod notifier;
+pub mod prelude;
 pub mod search;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod wire_error;
 
-pub use catalog::{Action, EntityType, EventType};
-pub use dispatcher::{DispatchReport, Dispatcher, TokenProvider};
-pub use endpoint::{non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection};
-pub use error::{BoxError, Error, Result};
-pub use notification::{Event, Notification};
-pub use notifier::Notifier;
-pub use search::{Page, SearchRequest};
-pub use store::{InMemoryStore, SubscriptionStore};
+pub use api::{
+    Api, ApiError, AuthorizationError, Authorizer, ErrorReport, ErrorResponse, Permission,
+};
+pub use catalog::{Action, CatalogError, EntityType, EventType};
+#[cfg(feature = "engine")]
+pub use delivery::{
+    CircuitBreakerPolicy, DeliveryEngine, DeliveryEngineBuilder, EngineBuildError, RetryPolicy,
+    ShutdownReport, SubmitError, Submitted,
+};
+pub use dispatcher::{
+    Delivery, DeliveryOutcome, DispatchReport, Dispatcher, DispatcherBuilder, TokenProvider,
+};
+pub use endpoint::{
+    non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection, InvalidEndpoint,
+};
+pub use error::{Error, Result};
+pub use notification::{Event, Notification, PreparedNotification, TraceParent};
+#[cfg(feature = "http-notifier")]
+pub use notifier::HttpNotifier;
+pub use notifier::{DeliveryError, DiscardingNotifier, Notifier};
+pub use search::{InvalidSearchRequest, Page, SearchRequest};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{InMemoryStore, StoreError, SubscriptionStore};
 pub use subscription::{
     SubscribeRequest, Subscription, SubscriptionKey, TemplateName, UnsubscribeRequest,
+    ValidationError,
 };
+pub use wire_error::{BiotError, BoxError};
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -34,8 +34,8 @@ use async_trait::async_trait;
 use ::http::StatusCode;
 
 use crate::endpoint::{Endpoint, EndpointRejection};
-use crate::error::BoxError;
 use crate::notification::PreparedNotification;
+use crate::wire_error::BoxError;
 
 #[cfg(feature = "http-notifier")]
 pub mod http;

@@ -13,7 +13,8 @@ use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Dispatcher, Error, EventType, InMemoryStore, Subscription, SubscriptionKey,
+    AuthorizationError, BiotError, Dispatcher, EventType, InMemoryStore, StoreError, Subscription,
+    SubscriptionKey,
 };
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -824,7 +825,7 @@ impl Authorizer for TokenAuthorizer {
         &self,
         request: &http::request::Parts,
         permission: Permission,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AuthorizationError> {
         self.asked.lock().unwrap().push(permission);
         let token = request
             .headers
@@ -832,18 +833,20 @@ impl Authorizer for TokenAuthorizer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         match token {
-            None => Err(Error::Unauthenticated {
+            None => Err(AuthorizationError::Unauthenticated {
                 reason: "no bearer token".into(),
             }),
             Some("admin-token-0001") => Ok(()),
             Some("reader-token-0001") if permission == Permission::Search => Ok(()),
-            Some("reader-token-0001") => Err(Error::AccessDenied {
+            Some("reader-token-0001") => Err(AuthorizationError::AccessDenied {
                 reason: format!("{permission} is missing"),
             }),
-            Some("broken-token-0001") => Err(Error::store("token-cache", "SECRET cache outage")),
+            Some("broken-token-0001") => Err(AuthorizationError::failed(
+                "token-cache: SECRET cache outage",
+            )),
             Some("panicky-token-0001") => panic!("SECRET authorizer panic"),
             // A careless authorizer quoting the token: the API must not pass it on.
-            Some(other) => Err(Error::Unauthenticated {
+            Some(other) => Err(AuthorizationError::Unauthenticated {
                 reason: format!("token {other} is not known"),
             }),
         }
@@ -972,6 +975,13 @@ async fn an_authorizer_that_fails_or_panics_is_a_500_that_leaks_nothing() {
             !body.contains("SECRET") && !body.contains("token-cache"),
             "{body}"
         );
+        // The host's logs get the authorizer's own error (or the panic's message).
+        let report = reply.report.as_ref().expect("an error report");
+        let cause = std::error::Error::source(report.error()).map(ToString::to_string);
+        assert!(
+            cause.is_some_and(|c| c.contains("SECRET")),
+            "{token}: {report:?}"
+        );
     }
 }
 
@@ -982,8 +992,8 @@ async fn an_authorizer_that_fails_or_panics_is_a_500_that_leaks_nothing() {
 #[derive(Debug)]
 struct FailingStore;
 
-fn outage() -> Error {
-    Error::store(
+fn outage() -> StoreError {
+    StoreError::backend(
         "secret-backend",
         std::io::Error::other("SECRET: connection to 10.1.2.3:5432 refused"),
     )
@@ -991,26 +1001,26 @@ fn outage() -> Error {
 
 #[async_trait]
 impl SubscriptionStore for FailingStore {
-    async fn insert(&self, _: Subscription) -> Result<(), Error> {
+    async fn insert(&self, _: Subscription) -> Result<(), StoreError> {
         Err(outage())
     }
-    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, StoreError> {
         Err(outage())
     }
-    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, StoreError> {
         Err(outage())
     }
     async fn matching(
         &self,
         _: EventType,
         _: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         Err(outage())
     }
-    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         Err(outage())
     }
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         Err(outage())
     }
 }
@@ -1021,26 +1031,26 @@ struct PanickingStore;
 
 #[async_trait]
 impl SubscriptionStore for PanickingStore {
-    async fn insert(&self, _: Subscription) -> Result<(), Error> {
+    async fn insert(&self, _: Subscription) -> Result<(), StoreError> {
         panic!("SECRET insert panic at /srv/secret")
     }
-    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, StoreError> {
         panic!("SECRET remove panic at /srv/secret")
     }
-    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, StoreError> {
         panic!("SECRET get panic")
     }
     async fn matching(
         &self,
         _: EventType,
         _: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         panic!("SECRET matching panic")
     }
-    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         panic!("SECRET search panic at /srv/secret")
     }
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         panic!("SECRET count panic")
     }
 }

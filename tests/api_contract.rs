@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use biot_notifications::api::{Api, Authorizer, Permission};
 use biot_notifications::notifier::DiscardingNotifier;
-use biot_notifications::{Dispatcher, Error, InMemoryStore};
+use biot_notifications::{AuthorizationError, Dispatcher, InMemoryStore, StoreError};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response};
@@ -245,18 +245,18 @@ impl Authorizer for BearerAuthorizer {
         &self,
         request: &http::request::Parts,
         permission: Permission,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AuthorizationError> {
         match request
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            None => Err(Error::Unauthenticated {
+            None => Err(AuthorizationError::Unauthenticated {
                 reason: "no bearer token".into(),
             }),
             Some("Bearer admin") => Ok(()),
             Some(_) if permission == Permission::Search => Ok(()),
-            Some(_) => Err(Error::AccessDenied {
+            Some(_) => Err(AuthorizationError::AccessDenied {
                 reason: format!("{permission} is missing"),
             }),
         }
@@ -406,32 +406,32 @@ async fn internal_errors_match_the_specs_500() {
     #[derive(Debug)]
     struct DownStore;
 
-    fn down() -> Error {
-        Error::store("down", std::io::Error::other("unreachable"))
+    fn down() -> StoreError {
+        StoreError::backend("down", std::io::Error::other("unreachable"))
     }
 
     #[async_trait]
     impl SubscriptionStore for DownStore {
-        async fn insert(&self, _: Subscription) -> Result<(), Error> {
+        async fn insert(&self, _: Subscription) -> Result<(), StoreError> {
             Err(down())
         }
-        async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
+        async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, StoreError> {
             Err(down())
         }
-        async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
+        async fn get(&self, _: Uuid) -> Result<Option<Subscription>, StoreError> {
             Err(down())
         }
         async fn matching(
             &self,
             _: EventType,
             _: Option<&str>,
-        ) -> Result<Vec<Arc<Subscription>>, Error> {
+        ) -> Result<Vec<Arc<Subscription>>, StoreError> {
             Err(down())
         }
-        async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
+        async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
             Err(down())
         }
-        async fn count(&self) -> Result<u64, Error> {
+        async fn count(&self) -> Result<u64, StoreError> {
             Err(down())
         }
     }

@@ -18,8 +18,8 @@ use biot_notifications::notification::{Event, PreparedNotification};
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Action, Dispatcher, Endpoint, EndpointPolicy, EntityType, Error, EventType, InMemoryStore,
-    SubscribeRequest,
+    Action, BiotError, Dispatcher, Endpoint, EndpointPolicy, EntityType, Error, EventType,
+    InMemoryStore, InvalidEndpoint, SubscribeRequest, ValidationError,
 };
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -187,9 +187,14 @@ const NAMES_JUDGED_AT_DELIVERY: &[&str] = &[
     "https://rebind.plugin.example.com/",
 ];
 
-fn reason_code(error: &Error) -> &'static str {
+fn reason_code(error: &InvalidEndpoint) -> &'static str {
+    error.reason().reason_code()
+}
+
+/// The endpoint policy's reason, for an error of the dispatcher.
+fn dispatcher_reason_code(error: &Error) -> &'static str {
     match error {
-        Error::InvalidEndpoint { reason, .. } => reason.reason_code(),
+        Error::Validation(ValidationError::Endpoint(refused)) => reason_code(refused),
         other => panic!("expected INVALID_ENDPOINT, got {other:?}"),
     }
 }
@@ -312,7 +317,11 @@ async fn every_attack_is_refused_by_dispatcher_subscribe_and_the_store_is_unchan
                 .await
                 .expect_err(&format!("{input:?} must be refused"));
             assert_eq!(error.code(), "INVALID_ENDPOINT", "{input:?}");
-            assert_eq!(reason_code(&error), expected, "{input:?}: {error}");
+            assert_eq!(
+                dispatcher_reason_code(&error),
+                expected,
+                "{input:?}: {error}"
+            );
             assert_eq!(store.count().await.unwrap(), 1, "{input:?}");
         }
     }

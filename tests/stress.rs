@@ -32,7 +32,8 @@ use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::search::SearchRequest;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Dispatcher, Endpoint, Error, EventType, InMemoryStore, SubscribeRequest, Subscription,
+    Dispatcher, Endpoint, Error, EventType, InMemoryStore, StoreError, SubscribeRequest,
+    Subscription,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -297,7 +298,9 @@ async fn run_task(shared: Arc<Shared>, seed: u64) -> OpCounts {
                     });
                     counts.subscribed += 1;
                 }
-                (Err(Error::AlreadyExists { .. }), Some(_)) => counts.duplicates += 1,
+                (Err(Error::Store(StoreError::AlreadyExists { .. })), Some(_)) => {
+                    counts.duplicates += 1
+                }
                 (result, current) => {
                     panic!("subscribe of identity {i} (stored: {current:?}) answered {result:?}")
                 }
@@ -320,7 +323,7 @@ async fn run_task(shared: Arc<Shared>, seed: u64) -> OpCounts {
                     history.current = None;
                     counts.unsubscribed += 1;
                 }
-                (Err(Error::NotFound { .. }), None) => counts.not_found += 1,
+                (Err(Error::Store(StoreError::NotFound { .. })), None) => counts.not_found += 1,
                 (result, current) => {
                     panic!("unsubscribe of identity {i} (stored: {current:?}) answered {result:?}")
                 }

@@ -44,14 +44,16 @@ use http_body::Body;
 use tracing::Instrument;
 
 use crate::dispatcher::Dispatcher;
-use crate::error::{BoxError, Error};
+use crate::wire_error::BoxError;
 
+mod api_error;
 mod authorize;
 mod error_response;
 mod read;
 mod route;
 
-pub use authorize::{Authorizer, Permission};
+pub use api_error::ApiError;
+pub use authorize::{AuthorizationError, Authorizer, Permission};
 pub use error_response::{ErrorReport, ErrorResponse};
 
 use error_response::panic_message;
@@ -248,12 +250,12 @@ impl Api {
             .await;
         let response = span.in_scope(|| match outcome {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => self.error_response(error, trace_id.as_str(), authorization.as_ref()),
+            Ok(Err(error)) => self.answer_error(error, trace_id.as_str(), authorization.as_ref()),
             Err(panic) => {
-                let error = Error::Internal {
+                let error = ApiError::Internal {
                     source: panic_message(panic.as_ref()).into(),
                 };
-                self.error_response(error, trace_id.as_str(), None)
+                self.answer_error(error, trace_id.as_str(), None)
             }
         });
         if is_head {

@@ -6,8 +6,8 @@ use ipnet::IpNet;
 use url::Host;
 
 use super::normalised::typed_host;
-use super::{non_public_range, Endpoint, EndpointRejection};
-use crate::error::{echo, Error};
+use super::{non_public_range, Endpoint, EndpointRejection, InvalidEndpoint};
+use crate::wire_error::echo;
 
 /// Which endpoints a dispatcher accepts.
 ///
@@ -123,12 +123,12 @@ impl EndpointPolicy {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEndpoint`] echoing (a bounded prefix of) the input, with the
+    /// [`InvalidEndpoint`] echoing (a bounded prefix of) the input, with the
     /// [`EndpointRejection`] saying why.
-    pub fn validate(&self, input: &str) -> Result<Endpoint, Error> {
+    pub fn validate(&self, input: &str) -> Result<Endpoint, InvalidEndpoint> {
         Endpoint::parse(input)
             .and_then(|endpoint| self.check(&endpoint).map(|()| endpoint))
-            .map_err(|reason| Error::invalid_endpoint(input, reason))
+            .map_err(|reason| InvalidEndpoint::new(input, reason))
     }
 
     /// Checks an already-parsed endpoint against this policy.

@@ -52,9 +52,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 
 use crate::endpoint::{Endpoint, EndpointPolicy, EndpointRejection};
-use crate::error::Error;
 use crate::notification::PreparedNotification;
 use crate::notifier::{DeliveryError, Notifier};
+use crate::wire_error::BoxError;
 
 /// How long a delivery may take in all, unless configured otherwise: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -152,9 +152,9 @@ impl HttpNotifier {
     /// A notifier enforcing `policy`, with the default timeouts and the system resolver.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the HTTP client cannot be set up (its TLS configuration
-    /// failed to load).
-    pub fn new(policy: EndpointPolicy) -> Result<HttpNotifier, Error> {
+    /// [`HttpNotifierBuildError::Client`] when the HTTP client cannot be set up (its TLS
+    /// configuration failed to load).
+    pub fn new(policy: EndpointPolicy) -> Result<HttpNotifier, HttpNotifierBuildError> {
         HttpNotifier::builder(policy).build()
     }
 
@@ -170,7 +170,7 @@ impl HttpNotifier {
     ///     .connect_timeout(Duration::from_secs(1))
     ///     .build()?;
     /// assert_eq!(notifier.timeout(), Duration::from_secs(3));
-    /// # Ok::<(), biot_notifications::Error>(())
+    /// # Ok::<(), biot_notifications::notifier::http::HttpNotifierBuildError>(())
     /// ```
     pub fn builder(policy: EndpointPolicy) -> HttpNotifierBuilder {
         HttpNotifierBuilder {
@@ -287,9 +287,9 @@ impl HttpNotifierBuilder {
     /// Builds the notifier.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the HTTP client cannot be set up (its TLS configuration
-    /// failed to load).
-    pub fn build(self) -> Result<HttpNotifier, Error> {
+    /// [`HttpNotifierBuildError::Client`] when the HTTP client cannot be set up (its TLS
+    /// configuration failed to load).
+    pub fn build(self) -> Result<HttpNotifier, HttpNotifierBuildError> {
         let policy = Arc::new(self.policy);
         let vetting = VettingResolver {
             policy: Arc::clone(&policy),
@@ -303,7 +303,7 @@ impl HttpNotifierBuilder {
             .no_proxy()
             .dns_resolver(Arc::new(vetting))
             .build()
-            .map_err(|source| Error::Internal {
+            .map_err(|source| HttpNotifierBuildError::Client {
                 source: source.into(),
             })?;
         Ok(HttpNotifier {
@@ -314,6 +314,20 @@ impl HttpNotifierBuilder {
             resolver: self.resolver,
         })
     }
+}
+
+/// Why an [`HttpNotifier`] could not be built: a setup failure, never a delivery's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpNotifierBuildError {
+    /// The HTTP client cannot be set up (its TLS configuration failed to load); the
+    /// client library's error is the source.
+    #[error("the HTTP client cannot be set up")]
+    Client {
+        /// The client library's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// The client's resolver: asks the configured [`AddressResolver`], keeps only the

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::parse::{parse_condition, parse_sort_order};
+use super::InvalidSearchRequest;
 use super::{Direction, SortField};
-use crate::error::Error;
 
 /// The conditions on one field (BioT's `FilterV2`, restricted to what strings support).
 ///
@@ -120,10 +120,10 @@ impl FilterCondition {
 }
 
 impl TryFrom<Value> for FilterCondition {
-    type Error = Error;
+    type Error = InvalidSearchRequest;
 
     /// Validates a JSON condition object, as inside a search request's `filter`.
-    fn try_from(value: Value) -> Result<Self, Error> {
+    fn try_from(value: Value) -> Result<Self, InvalidSearchRequest> {
         parse_condition(None, value)
     }
 }
@@ -163,10 +163,10 @@ impl SortOrder {
 }
 
 impl TryFrom<Value> for SortOrder {
-    type Error = Error;
+    type Error = InvalidSearchRequest;
 
     /// Validates a JSON `{"prop", "order"}` object, as inside a search request's `sort`.
-    fn try_from(value: Value) -> Result<Self, Error> {
+    fn try_from(value: Value) -> Result<Self, InvalidSearchRequest> {
         parse_sort_order("the sort order", value)
     }
 }

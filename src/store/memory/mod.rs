@@ -51,9 +51,8 @@ use uuid::Uuid;
 
 use crate::catalog::EventType;
 use crate::endpoint::Endpoint;
-use crate::error::Error;
 use crate::search::{Page, SearchRequest};
-use crate::store::SubscriptionStore;
+use crate::store::{StoreError, SubscriptionStore};
 use crate::subscription::{Subscription, SubscriptionKey};
 
 mod place;
@@ -65,6 +64,9 @@ use tree::{Bucket, Entry, Key, Taken};
 /// Template buckets of one pair are spread over this many maps, so that growing one map
 /// (a rehash, the only write that is not O(log n)) stalls few readers, briefly.
 const TEMPLATE_SHARDS: usize = 32;
+
+/// The store's name in [`StoreError::Backend`].
+const STORE: &str = "memory";
 
 /// The embedded, in-process [`SubscriptionStore`].
 ///
@@ -192,7 +194,7 @@ fn shard_of(template: &str, quick_hash: &QuickHash) -> usize {
 
 #[async_trait]
 impl SubscriptionStore for InMemoryStore {
-    async fn insert(&self, subscription: Subscription) -> Result<(), Error> {
+    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
         let subscription = Arc::new(subscription);
         let key = subscription.key();
         let entry = Entry {
@@ -200,9 +202,7 @@ impl SubscriptionStore for InMemoryStore {
             subscription: Arc::clone(&subscription),
         };
         let place = self.place(key.event_type(), key.template_name().map(|t| t.as_str()));
-        let already_exists = || Error::AlreadyExists {
-            subscription: Box::new(key.clone()),
-        };
+        let already_exists = || StoreError::already_exists(key);
         let mut by_id = write(&self.inner.by_id.0);
         // Into the id index first, before any bucket's lock is taken (growing the index
         // can take a while); it is taken out again if the insert is refused. Nobody sees
@@ -212,10 +212,7 @@ impl SubscriptionStore for InMemoryStore {
             return Err(if place.contains(entry.key()) {
                 already_exists()
             } else {
-                Error::Internal {
-                    source: format!("subscription id {} is already in use", subscription.id())
-                        .into(),
-                }
+                StoreError::backend(STORE, IdInUse(subscription.id()))
             });
         }
         match place.edit(|bucket| bucket.insert(entry, |e| self.hash_endpoint(e))) {
@@ -231,7 +228,7 @@ impl SubscriptionStore for InMemoryStore {
         }
     }
 
-    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
         let at = Key {
             hash: self.hash_endpoint(key.endpoint()),
             endpoint: key.endpoint(),
@@ -239,9 +236,7 @@ impl SubscriptionStore for InMemoryStore {
         let place = self.place(key.event_type(), key.template_name().map(|t| t.as_str()));
         let mut by_id = write(&self.inner.by_id.0);
         let Some((removed, emptied)) = place.edit(|bucket| bucket.remove(at)).flatten() else {
-            return Err(Error::NotFound {
-                subscription: Box::new(key.clone()),
-            });
+            return Err(StoreError::not_found(key));
         };
         if emptied {
             place.drop_bucket();
@@ -252,7 +247,7 @@ impl SubscriptionStore for InMemoryStore {
         Ok(Arc::unwrap_or_clone(removed))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
         Ok(read(&self.inner.by_id.0)
             .get(&id)
             .map(|s| Subscription::clone(&s.0)))
@@ -262,7 +257,7 @@ impl SubscriptionStore for InMemoryStore {
         &self,
         event_type: EventType,
         template: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         // Snapshots, each taken under its lock and read after it is released.
         let untemplated = self.place(event_type, None).snapshot();
         let templated = template.and_then(|t| self.place(event_type, Some(t)).snapshot());
@@ -274,12 +269,12 @@ impl SubscriptionStore for InMemoryStore {
         Ok(matches)
     }
 
-    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         let by_id = read(&self.inner.by_id.0);
         Ok(request.evaluate(by_id.iter().map(|s| &*s.0)))
     }
 
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         Ok(read(&self.inner.by_id.0).len() as u64)
     }
 }
@@ -288,6 +283,19 @@ impl SubscriptionStore for InMemoryStore {
 /// looked up with a bare `Uuid` and holds no second copy of it.
 #[derive(Debug)]
 struct ById(Arc<Subscription>);
+
+/// A subscription whose id another subscription already has: the store's own failure
+/// (ids are random), not the caller's.
+#[derive(Debug)]
+struct IdInUse(Uuid);
+
+impl fmt::Display for IdInUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "subscription id {} is already in use", self.0)
+    }
+}
+
+impl std::error::Error for IdInUse {}
 
 impl Hash for ById {
     fn hash<H: Hasher>(&self, state: &mut H) {

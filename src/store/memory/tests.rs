@@ -102,7 +102,7 @@ fn a_large_bucket_stays_a_sorted_balanced_tree_through_inserts_and_removes() {
     assert_eq!(ready(store.matching(pair(), None)).unwrap().len(), 5_000);
     for &n in &order {
         let err = ready(store.insert(Subscription::new(key(n, None)))).unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
     }
     for (step, &n) in order.iter().rev().enumerate() {
         let removed = ready(store.remove(&key(n, None))).unwrap();
@@ -239,11 +239,24 @@ fn a_clashing_id_is_refused_and_a_taken_identity_wins() {
     ready(store.insert(first.clone())).unwrap();
     // The same subscription again: its identity is the useful answer.
     let err = ready(store.insert(first.clone())).unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
     // Another identity under a taken id: refused, and nothing changes.
     let clash = Subscription::from_parts(first.id(), key(2, None), first.created_at());
     let err = ready(store.insert(clash)).unwrap_err();
-    assert!(matches!(err, Error::Internal { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Backend {
+                store: "memory",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        format!("subscription id {} is already in use", first.id())
+    );
     assert_eq!(
         untemplated_endpoints(&store),
         [key(1, None).endpoint().to_string()]

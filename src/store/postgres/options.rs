@@ -1,6 +1,6 @@
-//! [`PostgresOptions`]: how to build a store, and which schema names it accepts.
+//! [`PostgresOptions`]: how to build a store, which schema names it accepts, and
+//! [`PostgresSetupError`], why building one failed.
 
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +8,9 @@ use std::time::Duration;
 use deadpool_postgres::tokio_postgres::{self, NoTls};
 use deadpool_postgres::{Manager, Pool, Runtime};
 
-use super::rows::store_error;
-use super::{Inner, PostgresStore, Statements, DEFAULT_OPERATION_TIMEOUT, DEFAULT_SCHEMA, STORE};
-use crate::error::Error;
+use super::{Inner, PostgresStore, Statements, DEFAULT_OPERATION_TIMEOUT, DEFAULT_SCHEMA};
+use crate::store::StoreError;
+use crate::wire_error::{echo, BoxError};
 
 /// The longest schema name PostgreSQL keeps (NAMEDATALEN - 1).
 const MAX_SCHEMA_NAME_LEN: usize = 63;
@@ -19,7 +19,7 @@ const MAX_SCHEMA_NAME_LEN: usize = 63;
 /// with [`connect`](Self::connect) or [`with_pool`](Self::with_pool).
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), biot_notifications::Error> {
+/// # async fn run() -> Result<(), biot_notifications::store::postgres::PostgresSetupError> {
 /// use std::time::Duration;
 /// use biot_notifications::store::postgres::PostgresStore;
 ///
@@ -66,7 +66,7 @@ impl PostgresOptions {
     }
 
     /// How long one operation (waiting for a connection included) may take before it
-    /// fails with [`Error::Store`]. Also bounds connecting and migrating.
+    /// fails with [`StoreError::Backend`]. Also bounds connecting and migrating.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
         self
@@ -86,9 +86,15 @@ impl PostgresOptions {
     /// bounded by the operation timeout.
     ///
     /// # Errors
-    /// [`Error::Store`] when the URL is invalid or as [`with_pool`](Self::with_pool).
-    pub async fn connect(self, url: &str) -> Result<PostgresStore, Error> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(store_error)?;
+    /// [`PostgresSetupError::InvalidUrl`] when the URL is invalid,
+    /// [`PostgresSetupError::Pool`] when no pool can be built from it, or as
+    /// [`with_pool`](Self::with_pool).
+    pub async fn connect(self, url: &str) -> Result<PostgresStore, PostgresSetupError> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|source| {
+            PostgresSetupError::InvalidUrl {
+                source: source.into(),
+            }
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.operation_timeout);
         }
@@ -104,18 +110,23 @@ impl PostgresOptions {
         if let Some(max) = self.max_connections {
             builder = builder.max_size(max);
         }
-        let pool = builder.build().map_err(store_error)?;
+        let pool = builder.build().map_err(|source| PostgresSetupError::Pool {
+            source: source.into(),
+        })?;
         self.with_pool(pool).await
     }
 
     /// Uses `pool` and migrates the schema.
     ///
     /// # Errors
-    /// [`Error::Store`] when the schema name is not acceptable, no connection can be
-    /// had within the operation timeout, or the migration fails.
-    pub async fn with_pool(self, pool: Pool) -> Result<PostgresStore, Error> {
+    /// [`PostgresSetupError::InvalidSchemaName`] when the schema name is not acceptable;
+    /// [`PostgresSetupError::Store`] when no connection can be had within the operation
+    /// timeout, or the migration fails.
+    pub async fn with_pool(self, pool: Pool) -> Result<PostgresStore, PostgresSetupError> {
         if !is_schema_name(&self.schema) {
-            return Err(Error::store(STORE, InvalidSchemaName(self.schema)));
+            return Err(PostgresSetupError::InvalidSchemaName {
+                name: echo(&self.schema),
+            });
         }
         let store = PostgresStore {
             inner: Arc::new(Inner {
@@ -145,22 +156,47 @@ pub(super) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A schema name that [`is_schema_name`] rejects.
-#[derive(Debug)]
-struct InvalidSchemaName(String);
+/// Why a [`PostgresStore`] could not be set up: a configuration mistake, or a
+/// database that cannot be reached or migrated.
+///
+/// The configuration mistakes have variants of their own, so they never read as a
+/// failing database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresSetupError {
+    /// The URL is neither a `postgres://` URL nor a libpq key-value string. The message
+    /// does not repeat the URL (it may hold a password); the driver's error is the
+    /// source.
+    #[error("the database URL is not valid")]
+    InvalidUrl {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
 
-impl fmt::Display for InvalidSchemaName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a usable schema name: use 1 to {MAX_SCHEMA_NAME_LEN} lower-case ASCII \
-             letters, digits and `_`, not starting with a digit",
-            crate::error::echo(&self.0)
-        )
-    }
+    /// No connection pool can be built from the URL and the options.
+    #[error("no connection pool can be built for the database")]
+    Pool {
+        /// The pool's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The schema name is not one the store accepts.
+    #[error(
+        "`{name}` is not a usable schema name: use 1 to {MAX_SCHEMA_NAME_LEN} lower-case ASCII \
+         letters, digits and `_`, not starting with a digit"
+    )]
+    InvalidSchemaName {
+        /// The name given (cut to a bounded prefix when long).
+        name: String,
+    },
+
+    /// The database could not be reached within the operation timeout, or the migration
+    /// failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
-
-impl std::error::Error for InvalidSchemaName {}
 
 #[cfg(test)]
 mod tests {
