@@ -28,6 +28,23 @@
 //! # Ok::<(), biot_notifications::Error>(())
 //! ```
 //!
+//! ## Errors, in layers
+//!
+//! Each layer owns its errors: [`CatalogError`] (names), [`InvalidEndpoint`],
+//! [`ValidationError`] (a request that is not a valid subscription),
+//! [`InvalidSearchRequest`], [`StoreError`] (what every store returns, a backend's own
+//! failure kept as its source), [`AuthorizationError`] (what an [`Authorizer`] returns)
+//! and [`ApiError`] (routing, body type and size). [`Error`], what the [`Dispatcher`]
+//! returns, wraps the lower layers' errors; `?` converts them. Every one implements
+//! [`BiotError`]: its BioT code, HTTP status and `details`, so
+//! [`ErrorResponse::from_error`] turns any of them into BioT's error body.
+//!
+//! ## Writing a store, a transport or an authorizer
+//!
+//! The traits ([`SubscriptionStore`], [`Notifier`], [`TokenProvider`], [`Authorizer`])
+//! and every type in their signatures are at the crate root, and in
+//! [`prelude`] for a one-line import. See [`store`] and [`notifier`] for examples.
+//!
 //! ## Features
 //!
 //! | feature   | what it adds |

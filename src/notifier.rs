@@ -6,10 +6,9 @@
 //! it into a request with [`PreparedNotification::to_request`].
 //!
 //! ```
-//! use async_trait::async_trait;
-//! use biot_notifications::notification::PreparedNotification;
-//! use biot_notifications::notifier::{DeliveryError, Notifier};
-//! use biot_notifications::Endpoint;
+//! // Everything a transport needs is at the crate root (and in the prelude).
+//! use biot_notifications::prelude::async_trait;
+//! use biot_notifications::{DeliveryError, Endpoint, Notifier, PreparedNotification};
 //!
 //! /// Prints what each plugin would receive instead of sending it.
 //! #[derive(Debug)]
