@@ -1,0 +1,366 @@
+//! The delivery engine against what it is built on, each pair measured in the same run:
+//!
+//! - `engine-hand-off`: `DeliveryEngine::try_submit` of an event, against a bare bounded
+//!   `tokio::sync::mpsc::Sender::try_send` of the same event into a channel of the same
+//!   capacity. Both have a consumer on a two-worker runtime (the engine's own tasks,
+//!   with one subscriber and a discarding notifier; for the channel, a task that
+//!   receives and drops). Timed in batches of 256 sends from the bench thread, as a
+//!   request handler would call it; between batches, off the clock, the consumer drains
+//!   the queue, so it never fills.
+//! - `engine-deliveries`: deliveries per second to 4 loopback HTTP receivers (axum,
+//!   answering `200` at once, on a runtime of their own): through the engine (defaults,
+//!   `HttpNotifier`, each event to all 4), against a plain reqwest loop posting the same
+//!   notification bytes and headers, with the engine's concurrency (8 requests at a
+//!   time per receiver). Timed from the first hand-off until the last answer.
+//!
+//! `cargo bench --bench engine --all-features` (`BIOT_BENCH_QUICK=1` for a smoke run).
+//! Throughput is per element: events handed off, or deliveries.
+
+mod common;
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use biot_notifications::delivery::{DeliveryEngine, DEFAULT_EVENTS_QUEUED};
+use biot_notifications::notification::{Event, PreparedNotification};
+use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::{DeliveryError, DiscardingNotifier, Notifier};
+use biot_notifications::{
+    Action, Dispatcher, Endpoint, EndpointPolicy, EntityType, EventType, InMemoryStore,
+    SubscribeRequest,
+};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, Notify};
+
+use common::quick;
+
+/// Sends timed together; the consumer drains between batches, off the clock.
+const HAND_OFF_BATCH: usize = 256;
+
+/// Loopback receivers, and requests to each at once (the engine's default per endpoint).
+const RECEIVERS: usize = 4;
+const IN_FLIGHT_PER_RECEIVER: usize = 8;
+
+fn patient_created(n: usize) -> Event {
+    Event::new(
+        EventType::new(EntityType::Patient, Action::Create).expect("a valid pair"),
+        json!({
+            "_id": format!("8f6b1c62-3d7e-4f0a-9a51-{n:012}"),
+            "_template": {"name": "adultPatient", "id": "0b5e9c1e-5f55-4e4c-8d0c-2a3f8c1d9e77"},
+            "_name": "Jane Doe",
+            "_ownerOrganization": {"id": "00000000-0000-0000-0000-000000000000"},
+            "weight": 71,
+        }),
+    )
+}
+
+/// The runtime the engine (or the baseline's consumer) runs on: two workers, as on
+/// this two-core machine `#[tokio::main]` would build.
+fn host_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Sleeps off the clock until `done` holds (polled every 50 µs).
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "the consumer stopped draining");
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Times `send` over `iters` events in batches, draining with `drained` between them.
+fn time_batches(
+    iters: u64,
+    mut send: impl FnMut(Event),
+    mut drained: impl FnMut() -> bool,
+) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    let mut done = 0u64;
+    while done < iters {
+        let batch = (iters - done).min(HAND_OFF_BATCH as u64) as usize;
+        let events: Vec<Event> = (0..batch).map(patient_created).collect();
+        let started = Instant::now();
+        for event in events {
+            send(event);
+        }
+        elapsed += started.elapsed();
+        done += batch as u64;
+        wait_until(&mut drained);
+    }
+    elapsed
+}
+
+fn hand_off(c: &mut Criterion) {
+    let runtime = host_runtime();
+    let _entered = runtime.enter();
+
+    let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
+    runtime
+        .block_on(dispatcher.subscribe(&SubscribeRequest::new(
+            "patient",
+            "_create",
+            "https://plugin.example.com/biot/notify",
+        )))
+        .expect("a valid subscription");
+    let engine = DeliveryEngine::builder(dispatcher)
+        .build()
+        .expect("default options");
+    let engine_idle = || {
+        let stats = engine.stats();
+        stats.events_queued == 0
+            && stats.events_accepted == stats.events_expanded
+            && stats.matched == stats.outcomes.total()
+    };
+
+    let (sender, mut receiver) = mpsc::channel::<Event>(DEFAULT_EVENTS_QUEUED);
+    runtime.spawn(async move {
+        while let Some(event) = receiver.recv().await {
+            drop(black_box(event));
+        }
+    });
+    let channel_empty = || sender.capacity() == sender.max_capacity();
+
+    let mut group = c.benchmark_group("engine-hand-off");
+    group.throughput(Throughput::Elements(1));
+    // The consumers take 10-50x as long as the sends they drain: keep the measured time
+    // short, or the wall time is minutes.
+    if quick() {
+        group
+            .warm_up_time(Duration::from_millis(50))
+            .measurement_time(Duration::from_millis(100));
+    } else {
+        group
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(500));
+    }
+    group.bench_function("try_submit", |b| {
+        b.iter_custom(|iters| {
+            time_batches(
+                iters,
+                |event| {
+                    black_box(engine.try_submit(event).expect("the queue never fills"));
+                },
+                engine_idle,
+            )
+        })
+    });
+    group.bench_function("baseline/mpsc-try_send", |b| {
+        b.iter_custom(|iters| {
+            time_batches(
+                iters,
+                |event| sender.try_send(event).expect("the queue never fills"),
+                channel_empty,
+            )
+        })
+    });
+    group.finish();
+    let report = runtime.block_on(engine.shutdown(Duration::from_secs(5)));
+    assert!(report.drained, "{report:?}");
+    assert_eq!(report.matched, report.delivered, "{report:?}");
+}
+
+// --- Deliveries to loopback receivers -------------------------------------------------
+
+/// A receiver: counts what it gets, answers `200` with no body.
+async fn receive(State(received): State<Arc<AtomicUsize>>, body: Bytes) -> StatusCode {
+    black_box(body);
+    received.fetch_add(1, Ordering::Relaxed);
+    StatusCode::OK
+}
+
+/// Starts `RECEIVERS` receivers on `runtime`; their addresses and their common count.
+fn start_receivers(runtime: &Runtime) -> (Vec<SocketAddr>, Arc<AtomicUsize>) {
+    let received = Arc::new(AtomicUsize::new(0));
+    let addresses = (0..RECEIVERS)
+        .map(|_| {
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a loopback port");
+                let address = listener.local_addr().expect("bound");
+                let app = Router::new()
+                    .route("/hook", post(receive))
+                    .with_state(Arc::clone(&received));
+                tokio::spawn(async move {
+                    axum::serve(listener, app).await.expect("serving");
+                });
+                address
+            })
+        })
+        .collect();
+    (addresses, received)
+}
+
+/// The engine's notifier, telling the bench when the batch's last delivery ended.
+#[derive(Debug)]
+struct Completing {
+    inner: HttpNotifier,
+    ended: AtomicUsize,
+    expected: AtomicUsize,
+    all_ended: Notify,
+}
+
+#[async_trait]
+impl Notifier for Completing {
+    async fn notify(
+        &self,
+        endpoint: &Endpoint,
+        notification: &PreparedNotification,
+    ) -> Result<(), DeliveryError> {
+        let result = self.inner.notify(endpoint, notification).await;
+        if self.ended.fetch_add(1, Ordering::AcqRel) + 1 == self.expected.load(Ordering::Acquire) {
+            self.all_ended.notify_one();
+        }
+        result
+    }
+}
+
+fn deliveries(c: &mut Criterion) {
+    let events = if quick() { 50 } else { 500 };
+    let deliveries = events * RECEIVERS;
+    let receivers_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (addresses, received) = start_receivers(&receivers_runtime);
+    let urls: Vec<String> = addresses
+        .iter()
+        .map(|address| format!("http://{address}/hook"))
+        .collect();
+
+    let runtime = host_runtime();
+    let _entered = runtime.enter();
+    let policy = EndpointPolicy::local_development();
+    let completing = Arc::new(Completing {
+        inner: HttpNotifier::new(policy.clone()).expect("an HTTP client"),
+        ended: AtomicUsize::new(0),
+        expected: AtomicUsize::new(usize::MAX),
+        all_ended: Notify::new(),
+    });
+    let dispatcher = Dispatcher::builder(
+        Arc::new(InMemoryStore::new()),
+        Arc::clone(&completing) as Arc<dyn Notifier>,
+    )
+    .endpoint_policy(policy.clone())
+    .build();
+    for url in &urls {
+        runtime
+            .block_on(dispatcher.subscribe(&SubscribeRequest::new("patient", "_create", url)))
+            .expect("a loopback subscription");
+    }
+    let engine = DeliveryEngine::builder(dispatcher)
+        .build()
+        .expect("default options");
+
+    // The baseline's requests: the same bytes and headers as the engine's.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    let endpoints: Vec<Endpoint> = urls
+        .iter()
+        .map(|url| policy.validate(url).expect("a loopback endpoint"))
+        .collect();
+    let prepared = Arc::new(patient_created(0).prepare(None));
+
+    let mut group = c.benchmark_group("engine-deliveries");
+    group
+        .throughput(Throughput::Elements(deliveries as u64))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1));
+    if !quick() {
+        group.measurement_time(Duration::from_secs(6));
+    }
+    group.bench_function(format!("engine/{RECEIVERS}-receivers"), |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let batch: Vec<Event> = (0..events).map(patient_created).collect();
+                completing.ended.store(0, Ordering::Release);
+                completing.expected.store(deliveries, Ordering::Release);
+                let before = received.load(Ordering::Relaxed);
+                let started = Instant::now();
+                for event in batch {
+                    engine.try_submit(event).expect("the queue holds the batch");
+                }
+                runtime.block_on(completing.all_ended.notified());
+                elapsed += started.elapsed();
+                assert_eq!(received.load(Ordering::Relaxed) - before, deliveries);
+            }
+            elapsed
+        })
+    });
+    group.bench_function(format!("baseline/reqwest-{RECEIVERS}-receivers"), |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let before = received.load(Ordering::Relaxed);
+                let started = Instant::now();
+                runtime.block_on(post_all(&client, &endpoints, &prepared, events));
+                elapsed += started.elapsed();
+                assert_eq!(received.load(Ordering::Relaxed) - before, deliveries);
+            }
+            elapsed
+        })
+    });
+    group.finish();
+    let report = runtime.block_on(engine.shutdown(Duration::from_secs(5)));
+    assert_eq!(report.matched, report.delivered, "{report:?}");
+}
+
+/// `events` posts to every endpoint, `IN_FLIGHT_PER_RECEIVER` at a time to each.
+async fn post_all(
+    client: &reqwest::Client,
+    endpoints: &[Endpoint],
+    prepared: &Arc<PreparedNotification>,
+    events: usize,
+) {
+    let mut tasks = Vec::with_capacity(endpoints.len() * IN_FLIGHT_PER_RECEIVER);
+    for endpoint in endpoints {
+        for lane in 0..IN_FLIGHT_PER_RECEIVER {
+            let client = client.clone();
+            let endpoint = endpoint.clone();
+            let prepared = Arc::clone(prepared);
+            // This lane's share of the events: every IN_FLIGHT_PER_RECEIVER-th.
+            let posts = (lane..events).step_by(IN_FLIGHT_PER_RECEIVER).count();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..posts {
+                    let request = reqwest::Request::try_from(prepared.to_request(&endpoint))
+                        .expect("a valid request");
+                    let response = client.execute(request).await.expect("delivered");
+                    assert!(response.status().is_success());
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.expect("no panic");
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = hand_off, deliveries
+}
+criterion_main!(benches);
