@@ -2,16 +2,18 @@
 //!
 //! - `engine-hand-off`: `DeliveryEngine::try_submit` of an event, against a bare bounded
 //!   `tokio::sync::mpsc::Sender::try_send` of the same event into a channel of the same
-//!   capacity. Both have a consumer on a two-worker runtime (the engine's own tasks,
-//!   with one subscriber and a discarding notifier; for the channel, a task that
-//!   receives and drops). Timed in batches of 256 sends from the bench thread, as a
-//!   request handler would call it; between batches, off the clock, the consumer drains
-//!   the queue, so it never fills.
+//!   capacity, whose consumer receives and drops. Both consumers (the engine's own tasks,
+//!   with one subscriber and a discarding notifier) live on a current-thread runtime
+//!   that is driven only between batches: each batch of 256 sends is timed from the
+//!   bench thread with nothing else running, then drained off the clock, so the queue
+//!   never fills and neither side is timed doing the other's work.
 //! - `engine-deliveries`: deliveries per second to 4 loopback HTTP receivers (axum,
 //!   answering `200` at once, on a runtime of their own): through the engine (defaults,
 //!   `HttpNotifier`, each event to all 4), against a plain reqwest loop posting the same
 //!   notification bytes and headers, with the engine's concurrency (8 requests at a
-//!   time per receiver). Timed from the first hand-off until the last answer.
+//!   time per receiver). Timed from the first hand-off until the last answer. After
+//!   the criterion pair, the ratio is also taken in alternating pairs of batches and
+//!   printed (`engine-deliveries/paired`).
 //!
 //! `cargo bench --bench engine --all-features` (`BIOT_BENCH_QUICK=1` for a smoke run).
 //! Throughput is per element: events handed off, or deliveries.
@@ -75,21 +77,8 @@ fn host_runtime() -> Runtime {
         .expect("a runtime")
 }
 
-/// Sleeps off the clock until `done` holds (polled every 50 µs).
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "the consumer stopped draining");
-        std::thread::sleep(Duration::from_micros(50));
-    }
-}
-
-/// Times `send` over `iters` events in batches, draining with `drained` between them.
-fn time_batches(
-    iters: u64,
-    mut send: impl FnMut(Event),
-    mut drained: impl FnMut() -> bool,
-) -> Duration {
+/// Times `send` over `iters` events in batches, running `drain` between them.
+fn time_batches(iters: u64, mut send: impl FnMut(Event), mut drain: impl FnMut()) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut done = 0u64;
     while done < iters {
@@ -101,14 +90,27 @@ fn time_batches(
         }
         elapsed += started.elapsed();
         done += batch as u64;
-        wait_until(&mut drained);
+        drain();
     }
     elapsed
 }
 
 fn hand_off(c: &mut Criterion) {
-    let runtime = host_runtime();
+    // One thread, driven only between batches: while a batch is timed nothing else
+    // runs, so each side pays for its own call and for waking its consumer once per
+    // batch, not for the consumer's work on the other core.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let _entered = runtime.enter();
+    let drain = |idle: &dyn Fn() -> bool| {
+        runtime.block_on(async {
+            while !idle() {
+                tokio::task::yield_now().await;
+            }
+        })
+    };
 
     let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
     runtime
@@ -156,7 +158,7 @@ fn hand_off(c: &mut Criterion) {
                 |event| {
                     black_box(engine.try_submit(event).expect("the queue never fills"));
                 },
-                engine_idle,
+                || drain(&engine_idle),
             )
         })
     });
@@ -165,7 +167,7 @@ fn hand_off(c: &mut Criterion) {
             time_batches(
                 iters,
                 |event| sender.try_send(event).expect("the queue never fills"),
-                channel_empty,
+                || drain(&channel_empty),
             )
         })
     });
@@ -282,6 +284,30 @@ fn deliveries(c: &mut Criterion) {
         .collect();
     let prepared = Arc::new(patient_created(0).prepare(None));
 
+    // One batch each way, timed from the first hand-off (or post) to the last answer.
+    let through_engine = || {
+        let batch: Vec<Event> = (0..events).map(patient_created).collect();
+        completing.ended.store(0, Ordering::Release);
+        completing.expected.store(deliveries, Ordering::Release);
+        let before = received.load(Ordering::Relaxed);
+        let started = Instant::now();
+        for event in batch {
+            engine.try_submit(event).expect("the queue holds the batch");
+        }
+        runtime.block_on(completing.all_ended.notified());
+        let elapsed = started.elapsed();
+        assert_eq!(received.load(Ordering::Relaxed) - before, deliveries);
+        elapsed
+    };
+    let through_reqwest = || {
+        let before = received.load(Ordering::Relaxed);
+        let started = Instant::now();
+        runtime.block_on(post_all(&client, &endpoints, &prepared, events));
+        let elapsed = started.elapsed();
+        assert_eq!(received.load(Ordering::Relaxed) - before, deliveries);
+        elapsed
+    };
+
     let mut group = c.benchmark_group("engine-deliveries");
     group
         .throughput(Throughput::Elements(deliveries as u64))
@@ -292,38 +318,37 @@ fn deliveries(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(6));
     }
     group.bench_function(format!("engine/{RECEIVERS}-receivers"), |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let batch: Vec<Event> = (0..events).map(patient_created).collect();
-                completing.ended.store(0, Ordering::Release);
-                completing.expected.store(deliveries, Ordering::Release);
-                let before = received.load(Ordering::Relaxed);
-                let started = Instant::now();
-                for event in batch {
-                    engine.try_submit(event).expect("the queue holds the batch");
-                }
-                runtime.block_on(completing.all_ended.notified());
-                elapsed += started.elapsed();
-                assert_eq!(received.load(Ordering::Relaxed) - before, deliveries);
-            }
-            elapsed
-        })
+        b.iter_custom(|iters| (0..iters).map(|_| through_engine()).sum())
     });
     group.bench_function(format!("baseline/reqwest-{RECEIVERS}-receivers"), |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let before = received.load(Ordering::Relaxed);
-                let started = Instant::now();
-                runtime.block_on(post_all(&client, &endpoints, &prepared, events));
-                elapsed += started.elapsed();
-                assert_eq!(received.load(Ordering::Relaxed) - before, deliveries);
-            }
-            elapsed
-        })
+        b.iter_custom(|iters| (0..iters).map(|_| through_reqwest()).sum())
     });
     group.finish();
+
+    // The two benchmarks above run seconds apart, and this machine's speed moves over
+    // seconds: the ratio is also taken batch against batch, alternately, each pair a
+    // fraction of a second apart, whichever goes first alternating.
+    let pairs = if quick() { 2 } else { 20 };
+    let mut ratios: Vec<f64> = (0..pairs)
+        .map(|pair| {
+            let (engine_time, reqwest_time) = if pair % 2 == 0 {
+                let engine_time = through_engine();
+                (engine_time, through_reqwest())
+            } else {
+                let reqwest_time = through_reqwest();
+                (through_engine(), reqwest_time)
+            };
+            reqwest_time.as_secs_f64() / engine_time.as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "engine-deliveries/paired: the engine's deliveries per second, against plain reqwest's: \
+         median {:.3}x, range {:.3}-{:.3}x over {pairs} alternating pairs of {deliveries}",
+        ratios[pairs / 2],
+        ratios[0],
+        ratios[pairs - 1]
+    );
     let report = runtime.block_on(engine.shutdown(Duration::from_secs(5)));
     assert_eq!(report.matched, report.delivered, "{report:?}");
 }
