@@ -33,7 +33,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use biot_notifications::delivery::{DeliveryEngine, DEFAULT_EVENTS_QUEUED};
-use biot_notifications::notification::{Event, PreparedNotification};
+use biot_notifications::notification::{Event, PreparedNotification, TraceParent};
 use biot_notifications::notifier::http::HttpNotifier;
 use biot_notifications::notifier::{DeliveryError, DiscardingNotifier, Notifier};
 use biot_notifications::{
@@ -77,13 +77,19 @@ fn host_runtime() -> Runtime {
         .expect("a runtime")
 }
 
-/// Times `send` over `iters` events in batches, running `drain` between them.
-fn time_batches(iters: u64, mut send: impl FnMut(Event), mut drain: impl FnMut()) -> Duration {
+/// Times `send` over `iters` events made by `make`, in batches, running `drain` between
+/// them.
+fn time_batches(
+    iters: u64,
+    make: fn(usize) -> Event,
+    mut send: impl FnMut(Event),
+    mut drain: impl FnMut(),
+) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut done = 0u64;
     while done < iters {
         let batch = (iters - done).min(HAND_OFF_BATCH as u64) as usize;
-        let events: Vec<Event> = (0..batch).map(patient_created).collect();
+        let events: Vec<Event> = (0..batch).map(make).collect();
         let started = Instant::now();
         for event in events {
             send(event);
@@ -155,6 +161,20 @@ fn hand_off(c: &mut Criterion) {
         b.iter_custom(|iters| {
             time_batches(
                 iters,
+                patient_created,
+                |event| {
+                    black_box(engine.try_submit(event).expect("the queue never fills"));
+                },
+                || drain(&engine_idle),
+            )
+        })
+    });
+    // The caller sent a trace context: `try_submit` has none to draw.
+    group.bench_function("try_submit/with-traceparent", |b| {
+        b.iter_custom(|iters| {
+            time_batches(
+                iters,
+                |n| patient_created(n).with_traceparent(TraceParent::generate()),
                 |event| {
                     black_box(engine.try_submit(event).expect("the queue never fills"));
                 },
@@ -166,6 +186,7 @@ fn hand_off(c: &mut Criterion) {
         b.iter_custom(|iters| {
             time_batches(
                 iters,
+                patient_created,
                 |event| sender.try_send(event).expect("the queue never fills"),
                 || drain(&channel_empty),
             )
@@ -234,7 +255,7 @@ impl Notifier for Completing {
 }
 
 fn deliveries(c: &mut Criterion) {
-    let events = if quick() { 50 } else { 500 };
+    let events = if quick() { 50 } else { 1_000 };
     let deliveries = events * RECEIVERS;
     let receivers_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -328,7 +349,7 @@ fn deliveries(c: &mut Criterion) {
     // The two benchmarks above run seconds apart, and this machine's speed moves over
     // seconds: the ratio is also taken batch against batch, alternately, each pair a
     // fraction of a second apart, whichever goes first alternating.
-    let pairs = if quick() { 2 } else { 20 };
+    let pairs = if quick() { 2 } else { 30 };
     let mut ratios: Vec<f64> = (0..pairs)
         .map(|pair| {
             let (engine_time, reqwest_time) = if pair % 2 == 0 {
