@@ -7,6 +7,8 @@
 //!   that is driven only between batches: each batch of 256 sends is timed from the
 //!   bench thread with nothing else running, then drained off the clock, so the queue
 //!   never fills and neither side is timed doing the other's work.
+//!   After the criterion benchmarks, the ratio is also taken in alternating pairs of
+//!   batches and printed (`engine-hand-off/paired`).
 //! - `engine-deliveries`: deliveries per second to 4 loopback HTTP receivers (axum,
 //!   answering `200` at once, on a runtime of their own): through the engine (defaults,
 //!   `HttpNotifier`, each event to all 4), against a plain reqwest loop posting the same
@@ -193,6 +195,48 @@ fn hand_off(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The benchmarks above run a second apart, and this machine's speed moves over
+    // seconds: the ratio is also taken batch against batch, alternately.
+    let rounds = if quick() { 4 } else { 2_000 };
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| {
+            let submit = || {
+                time_batches(
+                    HAND_OFF_BATCH as u64,
+                    patient_created,
+                    |event| {
+                        black_box(engine.try_submit(event).expect("the queue never fills"));
+                    },
+                    || drain(&engine_idle),
+                )
+            };
+            let send = || {
+                time_batches(
+                    HAND_OFF_BATCH as u64,
+                    patient_created,
+                    |event| sender.try_send(event).expect("the queue never fills"),
+                    || drain(&channel_empty),
+                )
+            };
+            let (submitted, sent) = if round % 2 == 0 {
+                let submitted = submit();
+                (submitted, send())
+            } else {
+                let sent = send();
+                (submit(), sent)
+            };
+            submitted.as_secs_f64() / sent.as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "engine-hand-off/paired: try_submit against mpsc try_send: median {:.2}x, \
+         quartiles {:.2}-{:.2}x over {rounds} alternating pairs of {HAND_OFF_BATCH}-send batches",
+        ratios[rounds / 2],
+        ratios[rounds / 4],
+        ratios[rounds * 3 / 4]
+    );
     let report = runtime.block_on(engine.shutdown(Duration::from_secs(5)));
     assert!(report.drained, "{report:?}");
     assert_eq!(report.matched, report.delivered, "{report:?}");
