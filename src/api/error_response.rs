@@ -1,0 +1,183 @@
+//! Error responses: BioT's [`ErrorResponse`] body, and the [`ErrorReport`] kept for the
+//! host's logs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::route::json_response;
+use super::Api;
+use crate::error::Error;
+
+/// The message of every 5xx error response; the cause goes to the host's logs only.
+const INTERNAL_MESSAGE: &str = "an internal error occurred";
+
+/// What replaces the caller's credentials if an authorizer echoes them in a message.
+const REDACTED: &str = "[redacted]";
+
+/// BioT's error body, as every failed call answers it.
+///
+/// `{"code", "message", "serviceName", "traceId", "environment", "details"}`; clients
+/// may deserialise error responses into it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponse {
+    /// BioT's error code, e.g. `INVALID_ACTION_NAME`.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// The service that answered (see [`Api::service_name`]).
+    pub service_name: String,
+    /// The request's trace id: from its `traceparent`, or generated.
+    pub trace_id: String,
+    /// The deployment (see [`Api::environment`]).
+    pub environment: String,
+    /// Machine-readable particulars of the error; empty for internal errors.
+    #[serde(default)]
+    pub details: Map<String, Value>,
+}
+
+/// What went wrong, attached to the extensions of every error response for the host's
+/// logs and metrics.
+///
+/// The body of a 5xx says only "an internal error occurred"; the report keeps the
+/// [`Error`] with its source (the store's own error, the panic's message), so a host
+/// middleware can log it next to the trace id the caller was given.
+///
+/// ```
+/// # futures_util::FutureExt::now_or_never(async {
+/// # use biot_notifications::notifier::DiscardingNotifier;
+/// # use biot_notifications::{Dispatcher, InMemoryStore};
+/// use biot_notifications::api::{Api, ErrorReport};
+///
+/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
+/// let response = api.handle(http::Request::get("/nowhere").body(String::new())?).await;
+/// let report = response.extensions().get::<ErrorReport>().expect("every error has a report");
+/// assert_eq!(report.error().code(), "NOT_FOUND");
+/// assert_eq!(report.trace_id().len(), 32);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ErrorReport {
+    error: Arc<Error>,
+    trace_id: Arc<str>,
+}
+
+impl ErrorReport {
+    /// The error, with its [source](std::error::Error::source) chain.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The trace id the error response carries.
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+}
+
+impl Api {
+    pub(super) fn error_response(
+        &self,
+        error: Error,
+        trace_id: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> Response<Bytes> {
+        let status = error.status();
+        let (message, details) = if status.is_client_error() {
+            (redact(error.to_string(), authorization), error.details())
+        } else {
+            tracing::error!(
+                code = error.code(),
+                error = &error as &(dyn std::error::Error + 'static),
+                "request failed inside the service"
+            );
+            // Whatever went wrong inside stays inside: a store's name, a source error's
+            // text or a panic message could tell an attacker about the deployment.
+            (INTERNAL_MESSAGE.to_owned(), Map::new())
+        };
+        let body = ErrorResponse {
+            code: error.code().to_owned(),
+            message,
+            service_name: self.inner.service_name.clone(),
+            trace_id: trace_id.to_owned(),
+            environment: self.inner.environment.clone(),
+            details,
+        };
+        let mut response = json_response(status, &body).unwrap_or_else(|_| {
+            // Unreachable in practice (strings and a JSON map always serialise), but this
+            // is the path that must not fail.
+            let mut response = Response::new(Bytes::from_static(
+                br#"{"code":"INTERNAL_SERVER_ERROR","message":"an internal error occurred","details":{}}"#,
+            ));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        });
+        if let Error::MethodNotAllowed { allowed, .. } = &error {
+            if let Ok(allowed) = HeaderValue::from_str(allowed) {
+                response.headers_mut().insert(ALLOW, allowed);
+            }
+        }
+        response.extensions_mut().insert(ErrorReport {
+            error: Arc::new(error),
+            trace_id: trace_id.into(),
+        });
+        response
+    }
+}
+
+/// The message a panic was raised with, for the [`ErrorReport`] (never the response).
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("a request handler panicked: {message}")
+}
+
+/// Removes the caller's credentials from `message`, in case an authorizer quoted them.
+fn redact(message: String, authorization: Option<&HeaderValue>) -> String {
+    let Some(value) = authorization.and_then(|value| value.to_str().ok()) else {
+        return message;
+    };
+    let value = value.trim();
+    // The credentials proper, without a scheme such as `Bearer`.
+    let credentials = value
+        .split_once(' ')
+        .map_or(value, |(_, credentials)| credentials.trim());
+    let mut message = message;
+    for secret in [value, credentials] {
+        // Very short values would redact ordinary words; real tokens are long.
+        if secret.len() >= 8 && message.contains(secret) {
+            message = message.replace(secret, REDACTED);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_quoted_by_an_authorizer_are_redacted() {
+        let header = HeaderValue::from_static("Bearer eyJhbGciOiJSUzUxMiJ9.secret");
+        let message = "token eyJhbGciOiJSUzUxMiJ9.secret has expired".to_owned();
+        assert_eq!(
+            redact(message, Some(&header)),
+            "token [redacted] has expired"
+        );
+        assert_eq!(redact("no token".to_owned(), None), "no token");
+        // A short header value would redact ordinary words; it is left alone.
+        let short = HeaderValue::from_static("x");
+        assert_eq!(redact("x marks".to_owned(), Some(&short)), "x marks");
+    }
+}

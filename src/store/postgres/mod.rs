@@ -1,0 +1,218 @@
+//! [`PostgresStore`]: subscriptions in PostgreSQL, shared by every dispatcher instance
+//! that points at the same database (feature `postgres`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), biot_notifications::Error> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use biot_notifications::store::postgres::PostgresStore;
+//! use biot_notifications::store::SubscriptionStore;
+//! use biot_notifications::{Action, EntityType, EventType, SubscribeRequest, Subscription};
+//!
+//! // Connects a pool and creates or upgrades the tables (schema `biot_notifications`).
+//! let store = PostgresStore::options()
+//!     .operation_timeout(Duration::from_secs(2))
+//!     .connect("postgres://dispatcher@db.internal:5432/biot")
+//!     .await?;
+//!
+//! let key = SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook").key()?;
+//! store.insert(Subscription::new(key)).await?;
+//!
+//! let created = EventType::new(EntityType::Patient, Action::Create)?;
+//! assert_eq!(store.matching(created, None).await?.len(), 1);
+//!
+//! // The dispatcher takes it like any other store.
+//! let store: Arc<dyn SubscriptionStore> = Arc::new(store);
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Tables and migrations
+//!
+//! Everything lives in one schema, [`DEFAULT_SCHEMA`] unless
+//! [`PostgresOptions::schema`] says otherwise, so the store never collides with the
+//! host's own tables:
+//!
+//! - `subscriptions(id uuid primary key, entity_type_name, action_name, endpoint,
+//!   template_name, template_name_folded, created_at timestamptz)`, with a unique index
+//!   on the identity `(entity_type_name, action_name, endpoint, coalesce(template_name, ''))`
+//!   (a missing template counts as one value; `''` is never a valid template name), an
+//!   index `(entity_type_name, action_name, template_name)` that makes
+//!   [`matching`](SubscriptionStore::matching) an index lookup whatever the table's
+//!   size, and one on `(created_at DESC, id)` for search's default order.
+//!   `template_name_folded` is the template name lower-cased by Rust's Unicode rules,
+//!   so that case-insensitive search does not depend on the database's locale.
+//! - `schema_migrations(version, applied_at)`: the migrations applied.
+//!
+//! [`PostgresOptions::connect`] and [`PostgresOptions::with_pool`] apply the missing
+//! migrations, in one transaction that holds a `pg_advisory_xact_lock` for the schema,
+//! so instances that start together migrate once and never see a half-made schema. An
+//! up-to-date schema needs no DDL privilege: the dispatcher can run as a role that may
+//! only read and write the tables.
+//!
+//! # Search
+//!
+//! [`search`](SubscriptionStore::search) runs as one SQL query (two when the page is
+//! past the last one), with the semantics of the shared evaluator
+//! [`SearchRequest::evaluate`]: filters, free text, order, paging and total are all
+//! computed by the database. The SQL text is put together from fixed fragments only;
+//! every value from the request is a bound parameter. `like` and free text are
+//! literal, case-insensitive substring tests (`strpos` on lower-cased text), so `%`,
+//! `_` and `\` match themselves.
+//!
+//! # Failures
+//!
+//! Every operation, including waiting for a pooled connection, is bounded by the
+//! [operation timeout](PostgresOptions::operation_timeout): while the database is down
+//! or unreachable, operations fail promptly with [`Error::Store`], whose message names
+//! only the store (the driver's error is its [source](std::error::Error::source), for
+//! logs). Broken connections are dropped from the pool, so the same store recovers by
+//! itself once the database is back.
+//!
+//! # Runtime and TLS
+//!
+//! The store needs a tokio runtime (with the time driver) and speaks to PostgreSQL
+//! without TLS ([`NoTls`]). Put the database on a network the host trusts, use a local
+//! proxy that adds TLS, or bring a pool of your own with [`PostgresOptions::with_pool`].
+//! The database must use the UTF8 encoding.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::tokio_postgres::Statement;
+use deadpool_postgres::{Object, Pool};
+
+use crate::error::Error;
+
+// Named in the docs only.
+#[cfg(doc)]
+use crate::{search::SearchRequest, store::SubscriptionStore};
+#[cfg(doc)]
+use deadpool_postgres::tokio_postgres::NoTls;
+
+mod migrations;
+mod options;
+mod queries;
+mod rows;
+mod search;
+
+pub use options::PostgresOptions;
+
+use options::quote_identifier;
+use queries::Statements;
+use rows::{store_error, TimedOut};
+
+/// The pool this store runs on, re-exported so a host builds its own pool
+/// ([`PostgresOptions::with_pool`]) with the same version.
+pub use deadpool_postgres;
+
+/// The schema the tables live in unless [`PostgresOptions::schema`] says otherwise.
+pub const DEFAULT_SCHEMA: &str = "biot_notifications";
+
+/// How long one operation may take unless [`PostgresOptions::operation_timeout`] says
+/// otherwise.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema version this crate creates and expects: the last migration's number.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The store's name in [`Error::Store`].
+const STORE: &str = "postgres";
+
+/// A [`SubscriptionStore`] in PostgreSQL, for dispatchers that run as several instances.
+///
+/// Cheap to clone: clones share the pool. Build one with [`PostgresStore::connect`] or
+/// [`PostgresStore::from_pool`], or with other options through
+/// [`PostgresStore::options`]; see the [module docs](self) for the tables, the search
+/// translation and failure handling.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    schema: String,
+    operation_timeout: Duration,
+    sql: Statements,
+}
+
+impl PostgresStore {
+    /// Connects a pool to the database at `url` (a `postgres://` URL or a libpq
+    /// key-value string) with the default options, and migrates the schema.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the URL is invalid, the database cannot be reached within
+    /// the [`DEFAULT_OPERATION_TIMEOUT`], or the migration fails.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::options().connect(url).await
+    }
+
+    /// Uses a pool the host built, with the default options, and migrates the schema.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when no connection can be had or the migration fails.
+    pub async fn from_pool(pool: Pool) -> Result<Self, Error> {
+        Self::options().with_pool(pool).await
+    }
+
+    /// Options for a store: schema, operation timeout, pool size.
+    pub fn options() -> PostgresOptions {
+        PostgresOptions::new()
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The schema the tables live in.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// How long one operation may take before it fails with [`Error::Store`].
+    pub fn operation_timeout(&self) -> Duration {
+        self.inner.operation_timeout
+    }
+
+    /// Runs `operation`, failing with [`Error::Store`] if it takes longer than the
+    /// operation timeout.
+    async fn within<T>(
+        &self,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let limit = self.inner.operation_timeout;
+        match tokio::time::timeout(limit, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::store(STORE, TimedOut(limit))),
+        }
+    }
+
+    async fn client(&self) -> Result<Object, Error> {
+        self.inner.pool.get().await.map_err(store_error)
+    }
+
+    /// A pooled connection and `sql` prepared on it (cached per connection).
+    async fn prepared(&self, sql: &str) -> Result<(Object, Statement), Error> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(store_error)?;
+        Ok((client, statement))
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.inner.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema)
+            .field("operation_timeout", &self.inner.operation_timeout)
+            .field("pool_size", &status.size)
+            .field("pool_max_size", &status.max_size)
+            .finish_non_exhaustive()
+    }
+}

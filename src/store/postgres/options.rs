@@ -1,0 +1,187 @@
+//! [`PostgresOptions`]: how to build a store, and which schema names it accepts.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::tokio_postgres::{self, NoTls};
+use deadpool_postgres::{Manager, Pool, Runtime};
+
+use super::rows::store_error;
+use super::{Inner, PostgresStore, Statements, DEFAULT_OPERATION_TIMEOUT, DEFAULT_SCHEMA, STORE};
+use crate::error::Error;
+
+/// The longest schema name PostgreSQL keeps (NAMEDATALEN - 1).
+const MAX_SCHEMA_NAME_LEN: usize = 63;
+
+/// How to build a [`PostgresStore`]: start from [`PostgresStore::options`], finish
+/// with [`connect`](Self::connect) or [`with_pool`](Self::with_pool).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), biot_notifications::Error> {
+/// use std::time::Duration;
+/// use biot_notifications::store::postgres::PostgresStore;
+///
+/// let store = PostgresStore::options()
+///     .schema("dispatcher")
+///     .operation_timeout(Duration::from_secs(2))
+///     .max_connections(16)
+///     .connect("postgres://dispatcher@db.internal/biot")
+///     .await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    schema: String,
+    operation_timeout: Duration,
+    max_connections: Option<usize>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PostgresOptions {
+    /// The defaults: schema [`DEFAULT_SCHEMA`], [`DEFAULT_OPERATION_TIMEOUT`], and
+    /// deadpool's default pool size (four connections per CPU).
+    pub fn new() -> Self {
+        PostgresOptions {
+            schema: DEFAULT_SCHEMA.to_owned(),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            max_connections: None,
+        }
+    }
+
+    /// The schema the tables live in, created if absent: 1 to 63 lower-case ASCII
+    /// letters, digits and `_`, not starting with a digit. Stores on different schemas
+    /// of one database are independent (tests use one schema each).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// How long one operation (waiting for a connection included) may take before it
+    /// fails with [`Error::Store`]. Also bounds connecting and migrating.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// The most connections the pool [`connect`](Self::connect) builds may hold.
+    /// (A pool passed to [`with_pool`](Self::with_pool) keeps its own size.)
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max.max(1));
+        self
+    }
+
+    /// Builds a pool for the database at `url` (a `postgres://` URL or a libpq
+    /// key-value string, without TLS), then as [`with_pool`](Self::with_pool).
+    ///
+    /// Connecting, waiting for a connection and checking one out of the pool are each
+    /// bounded by the operation timeout.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the URL is invalid or as [`with_pool`](Self::with_pool).
+    pub async fn connect(self, url: &str) -> Result<PostgresStore, Error> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(store_error)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.operation_timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("biot-notifications");
+        }
+        let limit = Some(self.operation_timeout);
+        let mut builder = Pool::builder(Manager::new(config, NoTls))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(limit)
+            .create_timeout(limit)
+            .recycle_timeout(limit);
+        if let Some(max) = self.max_connections {
+            builder = builder.max_size(max);
+        }
+        let pool = builder.build().map_err(store_error)?;
+        self.with_pool(pool).await
+    }
+
+    /// Uses `pool` and migrates the schema.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the schema name is not acceptable, no connection can be
+    /// had within the operation timeout, or the migration fails.
+    pub async fn with_pool(self, pool: Pool) -> Result<PostgresStore, Error> {
+        if !is_schema_name(&self.schema) {
+            return Err(Error::store(STORE, InvalidSchemaName(self.schema)));
+        }
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                sql: Statements::new(&self.schema),
+                schema: self.schema,
+                operation_timeout: self.operation_timeout,
+            }),
+        };
+        store.within(store.migrate()).await?;
+        Ok(store)
+    }
+}
+
+/// Whether `name` is a schema name this store accepts (and so may put in SQL text).
+fn is_schema_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= MAX_SCHEMA_NAME_LEN
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `name` as a quoted SQL identifier; only ever called on names [`is_schema_name`] accepts.
+pub(super) fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A schema name that [`is_schema_name`] rejects.
+#[derive(Debug)]
+struct InvalidSchemaName(String);
+
+impl fmt::Display for InvalidSchemaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a usable schema name: use 1 to {MAX_SCHEMA_NAME_LEN} lower-case ASCII \
+             letters, digits and `_`, not starting with a digit",
+            crate::error::echo(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for InvalidSchemaName {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_lower_case_identifiers() {
+        for good in ["biot_notifications", "_x", "t_0123abc", &"a".repeat(63)] {
+            assert!(is_schema_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "0abc",
+            "Biot",
+            "a-b",
+            "a\"b",
+            "a;b",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_schema_name(bad), "{bad}");
+        }
+    }
+}

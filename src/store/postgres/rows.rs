@@ -1,0 +1,69 @@
+//! Rows and errors: a stored row back into a subscription, and the store's failures.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_postgres::tokio_postgres::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::STORE;
+use crate::error::Error;
+use crate::subscription::{SubscribeRequest, Subscription, SubscriptionKey};
+
+/// A stored row, validated back into a subscription.
+pub(super) fn subscription_from_row(row: &Row) -> Result<Subscription, Error> {
+    let id: Uuid = row.try_get(0).map_err(store_error)?;
+    let request = SubscribeRequest {
+        entity_type_name: row.try_get(1).map_err(store_error)?,
+        action_name: row.try_get(2).map_err(store_error)?,
+        endpoint: row.try_get(3).map_err(store_error)?,
+        template_name: row.try_get(4).map_err(store_error)?,
+    };
+    let created_at: OffsetDateTime = row.try_get(5).map_err(store_error)?;
+    let key = request
+        .key()
+        .map_err(|source| Error::store(STORE, InvalidRow { id, source }))?;
+    Ok(Subscription::from_parts(id, key, created_at))
+}
+
+pub(super) fn store_error(error: impl Into<crate::error::BoxError>) -> Error {
+    Error::store(STORE, error)
+}
+
+pub(super) fn already_exists(key: &SubscriptionKey) -> Error {
+    Error::AlreadyExists {
+        subscription: Box::new(key.clone()),
+    }
+}
+
+/// An operation that did not finish within the operation timeout.
+#[derive(Debug)]
+pub(super) struct TimedOut(pub(super) Duration);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the operation did not finish within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// A stored row that is not a valid subscription (written by something else).
+#[derive(Debug)]
+struct InvalidRow {
+    id: Uuid,
+    source: Error,
+}
+
+impl fmt::Display for InvalidRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the stored subscription {} is not valid", self.id)
+    }
+}
+
+impl std::error::Error for InvalidRow {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
