@@ -49,6 +49,21 @@ use tokio::sync::{mpsc, Notify};
 
 use common::quick;
 
+/// Whether criterion measures (`cargo bench`), rather than runs each benchmark once as a
+/// test (`cargo test --benches`, unoptimised): the paired ratios are printed only then.
+fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// Prints a paired ratio's line, or, in test mode, that the pairs ran.
+fn print_paired(name: &str, figures: String) {
+    if measuring() {
+        println!("{name}: {figures}");
+    } else {
+        println!("{name}: ran (test mode: no figures)");
+    }
+}
+
 /// Sends timed together; the consumer drains between batches, off the clock.
 const HAND_OFF_BATCH: usize = 256;
 
@@ -230,12 +245,15 @@ fn hand_off(c: &mut Criterion) {
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
-    println!(
-        "engine-hand-off/paired: try_submit against mpsc try_send: median {:.2}x, \
-         quartiles {:.2}-{:.2}x over {rounds} alternating pairs of {HAND_OFF_BATCH}-send batches",
-        ratios[rounds / 2],
-        ratios[rounds / 4],
-        ratios[rounds * 3 / 4]
+    print_paired(
+        "engine-hand-off/paired",
+        format!(
+            "try_submit against mpsc try_send: median {:.2}x, quartiles {:.2}-{:.2}x \
+             over {rounds} alternating pairs of {HAND_OFF_BATCH}-send batches",
+            ratios[rounds / 2],
+            ratios[rounds / 4],
+            ratios[rounds * 3 / 4]
+        ),
     );
     let report = runtime.block_on(engine.shutdown(Duration::from_secs(5)));
     assert!(report.drained, "{report:?}");
@@ -407,12 +425,15 @@ fn deliveries(c: &mut Criterion) {
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
-    println!(
-        "engine-deliveries/paired: the engine's deliveries per second, against plain reqwest's: \
-         median {:.3}x, range {:.3}-{:.3}x over {pairs} alternating pairs of {deliveries}",
-        ratios[pairs / 2],
-        ratios[0],
-        ratios[pairs - 1]
+    print_paired(
+        "engine-deliveries/paired",
+        format!(
+            "the engine's deliveries per second, against plain reqwest's: median {:.3}x, \
+             range {:.3}-{:.3}x over {pairs} alternating pairs of {deliveries}",
+            ratios[pairs / 2],
+            ratios[0],
+            ratios[pairs - 1]
+        ),
     );
     let report = runtime.block_on(engine.shutdown(Duration::from_secs(5)));
     assert_eq!(report.matched, report.delivered, "{report:?}");
