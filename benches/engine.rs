@@ -55,6 +55,29 @@ fn measuring() -> bool {
     std::env::args().any(|arg| arg == "--bench")
 }
 
+/// `pairs` runs of `first` and `second` side by side, whichever goes first alternating;
+/// the ratios of their times (`first` over `second`), sorted.
+fn alternating_time_ratios(
+    pairs: usize,
+    mut first: impl FnMut() -> Duration,
+    mut second: impl FnMut() -> Duration,
+) -> Vec<f64> {
+    let mut ratios: Vec<f64> = (0..pairs)
+        .map(|pair| {
+            let (first_time, second_time) = if pair % 2 == 0 {
+                let first_time = first();
+                (first_time, second())
+            } else {
+                let second_time = second();
+                (first(), second_time)
+            };
+            first_time.as_secs_f64() / second_time.as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
 /// Prints a paired ratio's line, or, in test mode, that the pairs ran.
 fn print_paired(name: &str, figures: String) {
     if measuring() {
@@ -214,37 +237,25 @@ fn hand_off(c: &mut Criterion) {
     // The benchmarks above run a second apart, and this machine's speed moves over
     // seconds: the ratio is also taken batch against batch, alternately.
     let rounds = if quick() { 4 } else { 2_000 };
-    let mut ratios: Vec<f64> = (0..rounds)
-        .map(|round| {
-            let submit = || {
-                time_batches(
-                    HAND_OFF_BATCH as u64,
-                    patient_created,
-                    |event| {
-                        black_box(engine.try_submit(event).expect("the queue never fills"));
-                    },
-                    || drain(&engine_idle),
-                )
-            };
-            let send = || {
-                time_batches(
-                    HAND_OFF_BATCH as u64,
-                    patient_created,
-                    |event| sender.try_send(event).expect("the queue never fills"),
-                    || drain(&channel_empty),
-                )
-            };
-            let (submitted, sent) = if round % 2 == 0 {
-                let submitted = submit();
-                (submitted, send())
-            } else {
-                let sent = send();
-                (submit(), sent)
-            };
-            submitted.as_secs_f64() / sent.as_secs_f64()
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
+    let submit = || {
+        time_batches(
+            HAND_OFF_BATCH as u64,
+            patient_created,
+            |event| {
+                black_box(engine.try_submit(event).expect("the queue never fills"));
+            },
+            || drain(&engine_idle),
+        )
+    };
+    let send = || {
+        time_batches(
+            HAND_OFF_BATCH as u64,
+            patient_created,
+            |event| sender.try_send(event).expect("the queue never fills"),
+            || drain(&channel_empty),
+        )
+    };
+    let ratios = alternating_time_ratios(rounds, submit, send);
     print_paired(
         "engine-hand-off/paired",
         format!(
@@ -412,19 +423,8 @@ fn deliveries(c: &mut Criterion) {
     // seconds: the ratio is also taken batch against batch, alternately, each pair a
     // fraction of a second apart, whichever goes first alternating.
     let pairs = if quick() { 2 } else { 30 };
-    let mut ratios: Vec<f64> = (0..pairs)
-        .map(|pair| {
-            let (engine_time, reqwest_time) = if pair % 2 == 0 {
-                let engine_time = through_engine();
-                (engine_time, through_reqwest())
-            } else {
-                let reqwest_time = through_reqwest();
-                (through_engine(), reqwest_time)
-            };
-            reqwest_time.as_secs_f64() / engine_time.as_secs_f64()
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
+    // Time over time, inverted: the engine's deliveries per second over reqwest's.
+    let ratios = alternating_time_ratios(pairs, through_reqwest, through_engine);
     print_paired(
         "engine-deliveries/paired",
         format!(

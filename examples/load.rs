@@ -480,86 +480,66 @@ fn run_child(options: &Options, scenario: Scenario) -> Result<Figures, Box<dyn s
     Ok(serde_json::from_str(line)?)
 }
 
-fn row(what: &str, a: String, b: String) {
-    println!("| {what:<49} | {a:>29} | {b:>29} |");
-}
-
-fn percentiles(p: &Percentiles) -> String {
-    format!("{:.2} / {:.2} / {:.2}", p.p50, p.p99, p.max)
-}
-
-fn outcomes(report: &Outcomes) -> String {
-    format!(
-        "{} / {} / {} / {} of {}",
-        report.delivered, report.failed, report.shed, report.abandoned, report.matched
-    )
+/// One line of the table: `figure` of A, then of B.
+fn row(what: &str, a: &Figures, b: &Figures, figure: impl Fn(&Figures) -> String) {
+    println!("| {what:<49} | {:>29} | {:>29} |", figure(a), figure(b));
 }
 
 fn print_table(a: &Figures, b: &Figures) {
-    row("", "A: healthy only".into(), "B: healthy + hanging".into());
+    println!(
+        "| {:<49} | {:>29} | {:>29} |",
+        "", "A: healthy only", "B: healthy + hanging"
+    );
     println!("|{:-<51}|{:-<31}|{:-<31}|", "", "", "");
-    row(
-        "events submitted / accepted / overloaded",
-        format!("{} / {} / {}", a.submitted, a.accepted, a.overloaded),
-        format!("{} / {} / {}", b.submitted, b.accepted, b.overloaded),
-    );
-    row(
-        "submitting took (s)",
-        format!("{:.2}", a.submit_seconds),
-        format!("{:.2}", b.submit_seconds),
-    );
-    row(
-        "healthy latency p50 / p99 / max (ms)",
-        percentiles(&a.healthy_latency_ms),
-        percentiles(&b.healthy_latency_ms),
-    );
-    row(
-        "hand-off try_submit p50 / p99 / max (ms)",
-        format!(
-            "{:.4} / {:.4} / {:.2}",
-            a.hand_off_ms.p50, a.hand_off_ms.p99, a.hand_off_ms.max
-        ),
-        format!(
-            "{:.4} / {:.4} / {:.2}",
-            b.hand_off_ms.p50, b.hand_off_ms.p99, b.hand_off_ms.max
-        ),
-    );
-    row(
-        "peak memory: VmHWM / sampled VmRSS (MiB)",
-        format!("{:.1} / {:.1}", a.vm_hwm_mib, a.peak_rss_mib),
-        format!("{:.1} / {:.1}", b.vm_hwm_mib, b.peak_rss_mib),
-    );
-    row(
-        "peak open fds / sockets",
-        format!("{} / {}", a.peak_fds, a.peak_sockets),
-        format!("{} / {}", b.peak_fds, b.peak_sockets),
-    );
-    row(
-        "hanging plugin: connections accepted",
-        "-".into(),
-        b.hanging_connections.to_string(),
-    );
+    row("events submitted / accepted / overloaded", a, b, |f| {
+        format!("{} / {} / {}", f.submitted, f.accepted, f.overloaded)
+    });
+    row("submitting took (s)", a, b, |f| {
+        format!("{:.2}", f.submit_seconds)
+    });
+    row("healthy latency p50 / p99 / max (ms)", a, b, |f| {
+        let p = &f.healthy_latency_ms;
+        format!("{:.2} / {:.2} / {:.2}", p.p50, p.p99, p.max)
+    });
+    row("hand-off try_submit p50 / p99 / max (ms)", a, b, |f| {
+        let p = &f.hand_off_ms;
+        format!("{:.4} / {:.4} / {:.2}", p.p50, p.p99, p.max)
+    });
+    row("peak memory: VmHWM / sampled VmRSS (MiB)", a, b, |f| {
+        format!("{:.1} / {:.1}", f.vm_hwm_mib, f.peak_rss_mib)
+    });
+    row("peak open fds / sockets", a, b, |f| {
+        format!("{} / {}", f.peak_fds, f.peak_sockets)
+    });
+    row("hanging plugin: connections accepted", a, b, |f| {
+        if f.scenario == "a" {
+            "-".to_owned()
+        } else {
+            f.hanging_connections.to_string()
+        }
+    });
     row(
         "delivered / failed / shed / abandoned of matched",
-        outcomes(&a.report),
-        outcomes(&b.report),
+        a,
+        b,
+        |f| {
+            let r = &f.report;
+            format!(
+                "{} / {} / {} / {} of {}",
+                r.delivered, r.failed, r.shed, r.abandoned, r.matched
+            )
+        },
     );
-    row(
-        "failed: timeout; shed: backlog full / circuit",
+    row("failed: timeout; shed: backlog full / circuit", a, b, |f| {
+        let r = &f.report;
         format!(
             "{}; {} / {}",
-            a.report.timeout, a.report.shed_backlog_full, a.report.shed_circuit_open
-        ),
-        format!(
-            "{}; {} / {}",
-            b.report.timeout, b.report.shed_backlog_full, b.report.shed_circuit_open
-        ),
-    );
-    row(
-        "shutdown: drained, took (s)",
-        format!("{}, {:.2}", a.report.drained, a.report.elapsed_seconds),
-        format!("{}, {:.2}", b.report.drained, b.report.elapsed_seconds),
-    );
+            r.timeout, r.shed_backlog_full, r.shed_circuit_open
+        )
+    });
+    row("shutdown: drained, took (s)", a, b, |f| {
+        format!("{}, {:.2}", f.report.drained, f.report.elapsed_seconds)
+    });
 }
 
 /// One line per check; `false` when any failed.
