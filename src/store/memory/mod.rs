@@ -37,12 +37,27 @@
 //! slot ([`CompactString`]), so finding it reads no allocation of its own: one cache
 //! miss less per subscribe or dispatch in a large store.
 //!
+//! A search reads snapshots too, so that it keeps no writer waiting while it reads
+//! every subscription (milliseconds, in a store of 100,000): it takes every bucket,
+//! pair by pair and shard by shard, each shard under its own read lock for one
+//! reference count per bucket in it, and evaluates the request once every lock is
+//! released. A writer waits, at most, for the snapshot of the one shard it writes to;
+//! while the search reads, writes to the buckets it holds are made on copies of their
+//! paths, as beside a dispatch. The buckets are taken one after another, not at one
+//! instant, so a search sees each subscription at most once; every subscription that
+//! was in the store throughout the search; none removed before it began; and a
+//! subscription inserted or removed while it runs, or not. (Each bucket is seen whole,
+//! as it was when taken. An id can be in two buckets taken at different moments only if
+//! a removal ran meanwhile: the store counts removals, and a search that saw one keeps
+//! the first of each id.)
+//!
 //! [`matching`]: SubscriptionStore::matching
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -56,9 +71,11 @@ use crate::store::{StoreError, SubscriptionStore};
 use crate::subscription::{Subscription, SubscriptionKey};
 
 mod place;
+mod snapshot;
 mod tree;
 
 use place::Place;
+use snapshot::{StoreSnapshot, TakingSnapshot};
 use tree::{Bucket, Entry, Key, Taken};
 
 /// Template buckets of one pair are spread over this many maps, so that growing one map
@@ -118,6 +135,10 @@ struct Inner {
     /// line, a dispatch running beside a busy writer missed the cache on most lookups,
     /// whatever buckets the writer was writing to.
     by_id: OwnLine<RwLock<HashSet<ById, QuickHash>>>,
+    /// How many subscriptions were ever removed, counted under the writers' lock. A
+    /// search that sees it change while it takes its snapshot knows an id may be in two
+    /// of the buckets it took. Apart from the fields a dispatch reads.
+    removals: OwnLine<AtomicU64>,
     /// The dispatch index, one slot per valid pair, indexed by `EventType::index`.
     slots: Box<[PairSlot]>,
     /// Picks template shards and orders bucket trees; randomly seeded per store.
@@ -136,6 +157,7 @@ impl Default for Inner {
     fn default() -> Self {
         Inner {
             by_id: OwnLine::default(),
+            removals: OwnLine::default(),
             slots: (0..EventType::COUNT).map(|_| PairSlot::default()).collect(),
             quick_hash: QuickHash::default(),
         }
@@ -182,6 +204,15 @@ impl InMemoryStore {
 
     fn hash_endpoint(&self, endpoint: &Endpoint) -> u64 {
         self.inner.quick_hash.hash_one(endpoint.as_str())
+    }
+
+    /// Every bucket, for a search: see the module's documentation for what it holds.
+    fn snapshot(&self) -> StoreSnapshot {
+        let mut taking = TakingSnapshot::begin(&self.inner.removals.0);
+        for slot in self.inner.slots.iter() {
+            taking.take(slot);
+        }
+        taking.finish()
     }
 }
 
@@ -242,6 +273,8 @@ impl SubscriptionStore for InMemoryStore {
             place.drop_bucket();
         }
         by_id.remove(removed.id_ref());
+        // Release, after the bucket is written: see `TakingSnapshot`.
+        self.inner.removals.0.fetch_add(1, Ordering::Release);
         drop(by_id);
         // A dispatch may still hold the subscription; hand back a copy in that case.
         Ok(Arc::unwrap_or_clone(removed))
@@ -270,8 +303,9 @@ impl SubscriptionStore for InMemoryStore {
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
-        let by_id = read(&self.inner.by_id.0);
-        Ok(request.evaluate(by_id.iter().map(|s| &*s.0)))
+        // Not under the id index's lock, which every writer takes: see the module's
+        // documentation.
+        Ok(self.snapshot().search(request))
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
