@@ -42,7 +42,7 @@ use axum::{Json, Router};
 use biot_notifications::api::{self, Api, ErrorResponse};
 use biot_notifications::delivery::DeliveryEngine;
 use biot_notifications::notification::{Event, TraceParent, TRACEPARENT};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::{
     Dispatcher, EndpointPolicy, Error, EventType, InMemoryStore, SubscriptionStore,
 };

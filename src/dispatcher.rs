@@ -60,7 +60,7 @@ pub trait TokenProvider: fmt::Debug + Send + Sync + 'static {
 /// use biot_notifications::store::InMemoryStore;
 /// use biot_notifications::{Action, Dispatcher, EntityType, EventType, SubscribeRequest};
 ///
-/// // A real dispatcher delivers over HTTP (`notifier::http::HttpNotifier`).
+/// // A real dispatcher delivers over HTTP (`notifier::http_notifier::HttpNotifier`).
 /// let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
 /// dispatcher
 ///     .subscribe(&SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook"))

@@ -34,7 +34,7 @@
 //! |-----------|--------------|
 //! | `testkit` | a public conformance suite for [`SubscriptionStore`] backends |
 //! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
-//! | `http-notifier` | `notifier::http::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
+//! | `http-notifier` | `notifier::http_notifier::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
 //! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool, no TLS) |
 //! | `engine` | `delivery::DeliveryEngine`: bounded, isolated, fire-and-forget delivery on the host's tokio runtime (per-endpoint backlogs and circuit breakers, opt-in retries, graceful shutdown) |
 //! | `metrics` | the engine's counters, gauges and histogram through the `metrics` facade (implies `engine`) |
@@ -65,6 +65,8 @@ pub use dispatcher::{DispatchReport, Dispatcher, TokenProvider};
 pub use endpoint::{non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection};
 pub use error::{BoxError, Error, Result};
 pub use notification::{Event, Notification};
+#[cfg(feature = "http-notifier")]
+pub use notifier::HttpNotifier;
 pub use notifier::Notifier;
 pub use search::{Page, SearchRequest};
 pub use store::{InMemoryStore, SubscriptionStore};

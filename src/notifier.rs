@@ -30,17 +30,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-// `::http`: the `http` below is our module, the crate is meant here.
-use ::http::StatusCode;
+use http::StatusCode;
 
 use crate::endpoint::{Endpoint, EndpointRejection};
 use crate::error::BoxError;
 use crate::notification::PreparedNotification;
 
 #[cfg(feature = "http-notifier")]
-pub mod http;
+pub mod http_notifier;
 #[cfg(feature = "http-notifier")]
-pub use self::http::HttpNotifier;
+pub use self::http_notifier::HttpNotifier;
 
 /// Delivers notifications to plugin endpoints.
 ///

@@ -14,7 +14,7 @@ use biot_notifications::delivery::{
     CircuitBreakerPolicy, DeliveryEngine, EngineBuildError, Jitter, RetryPolicy, SubmitError,
 };
 use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::{
     Action, BoxError, Dispatcher, Endpoint, EndpointPolicy, EntityType, Error, EventType,

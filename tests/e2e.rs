@@ -11,7 +11,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use biot_notifications::api::{self, Api};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::{
     Action, Dispatcher, EndpointPolicy, EntityType, Event, EventType, InMemoryStore,
 };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::http::{AddressResolver, HttpNotifier};
+use biot_notifications::notifier::http_notifier::{AddressResolver, HttpNotifier};
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::{
     Action, AddressRange, Endpoint, EndpointPolicy, EndpointRejection, EntityType, EventType,

@@ -365,7 +365,7 @@ mod delivery {
     use async_trait::async_trait;
     use biot_notifications::dispatcher::DeliveryOutcome;
     use biot_notifications::notification::Event;
-    use biot_notifications::notifier::http::{AddressResolver, HttpNotifier};
+    use biot_notifications::notifier::http_notifier::{AddressResolver, HttpNotifier};
     use biot_notifications::notifier::{DeliveryError, Notifier};
     use biot_notifications::{
         AddressRange, Dispatcher, Endpoint, EndpointPolicy, EndpointRejection, EventType,

@@ -17,7 +17,7 @@
 //! otherwise](HttpNotifierBuilder); it is never retried (BioT does not retry either).
 //!
 //! ```no_run
-//! use biot_notifications::notifier::http::HttpNotifier;
+//! use biot_notifications::notifier::http_notifier::HttpNotifier;
 //! use biot_notifications::notifier::{DeliveryError, Notifier};
 //! use biot_notifications::{Action, EndpointPolicy, EntityType, Event, EventType};
 //! use serde_json::json;
@@ -79,7 +79,7 @@ pub const USER_AGENT: &str = concat!("biot-notifications/", env!("CARGO_PKG_VERS
 /// use std::net::IpAddr;
 ///
 /// use async_trait::async_trait;
-/// use biot_notifications::notifier::http::AddressResolver;
+/// use biot_notifications::notifier::http_notifier::AddressResolver;
 ///
 /// /// Answers from a fixed table.
 /// #[derive(Debug)]
@@ -162,7 +162,7 @@ impl HttpNotifier {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use biot_notifications::notifier::http::HttpNotifier;
+    /// use biot_notifications::notifier::http_notifier::HttpNotifier;
     /// use biot_notifications::EndpointPolicy;
     ///
     /// let notifier = HttpNotifier::builder(EndpointPolicy::default())
