@@ -268,13 +268,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EndpointPolicy::default()
     };
     let prometheus = PrometheusBuilder::new().install_recorder()?;
-    let notifier = HttpNotifier::new(policy.clone())?;
-    let dispatcher = Dispatcher::builder(
-        store(options.database_url.as_deref()).await?,
-        Arc::new(notifier),
-    )
-    .endpoint_policy(policy)
-    .build();
+    // The policy is given once, to the notifier, which vets every delivery with it; the
+    // dispatcher validates subscriptions against the notifier's policy.
+    let notifier = HttpNotifier::builder().endpoint_policy(policy).build()?;
+    let dispatcher = Dispatcher::new(store(options.database_url.as_deref()).await?, notifier);
     // Delivers in the background on this runtime, within the engine's default bounds.
     let engine = DeliveryEngine::builder(dispatcher.clone()).build()?;
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::StatusCode;
 
-use crate::endpoint::{Endpoint, EndpointRejection};
+use crate::endpoint::{Endpoint, EndpointPolicy, EndpointRejection};
 use crate::error::BoxError;
 use crate::notification::PreparedNotification;
 
@@ -59,6 +59,16 @@ pub trait Notifier: fmt::Debug + Send + Sync + 'static {
         endpoint: &Endpoint,
         notification: &PreparedNotification,
     ) -> Result<(), DeliveryError>;
+
+    /// The endpoint policy this notifier vets endpoints with at delivery, if it has one.
+    ///
+    /// A notifier that checks endpoints (as `HttpNotifier` does)
+    /// returns its policy here, and a dispatcher built with it takes that policy for
+    /// validating subscriptions, so the policy is given once and the two cannot
+    /// disagree. The default, `None`, says the notifier vets nothing.
+    fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+        None
+    }
 }
 
 macro_rules! forward_notifier {
@@ -71,6 +81,10 @@ macro_rules! forward_notifier {
                 notification: &PreparedNotification,
             ) -> Result<(), DeliveryError> {
                 (**self).notify(endpoint, notification).await
+            }
+
+            fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+                (**self).endpoint_policy()
             }
         }
     )+};

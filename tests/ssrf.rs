@@ -219,7 +219,7 @@ impl Notifier for RecordingNotifier {
 async fn dispatcher() -> (Dispatcher, InMemoryStore, Arc<RecordingNotifier>) {
     let store = InMemoryStore::new();
     let notifier = Arc::new(RecordingNotifier::default());
-    let dispatcher = Dispatcher::builder(Arc::new(store.clone()), notifier.clone()).build();
+    let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&notifier));
     dispatcher
         .subscribe(&SubscribeRequest::new("patient", "_create", LEGITIMATE))
         .await
@@ -568,7 +568,8 @@ mod delivery {
     fn notifier() -> (HttpNotifier, Arc<AtomicUsize>) {
         let resolver = FakeResolver::default();
         let lookups = Arc::clone(&resolver.lookups);
-        let notifier = HttpNotifier::builder(EndpointPolicy::default())
+        let notifier = HttpNotifier::builder()
+            .endpoint_policy(EndpointPolicy::default())
             .resolver(resolver)
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(2))

@@ -198,7 +198,7 @@ async fn stress(store: Arc<dyn SubscriptionStore>) {
     );
     let notifier = Arc::new(RecordingNotifier::default());
     let shared = Arc::new(Shared {
-        dispatcher: Dispatcher::builder(Arc::clone(&store), notifier.clone()).build(),
+        dispatcher: Dispatcher::new(Arc::clone(&store), notifier.clone()),
         identities: identities(),
         histories: (0..IDENTITIES).map(|_| Default::default()).collect(),
         clock: Clock::default(),

@@ -82,10 +82,10 @@ fn operations_are_traced_without_bodies_or_tokens() {
 
     tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
-            let dispatcher =
-                Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(HalfBroken))
-                    .token_provider(Arc::new(SecretToken))
-                    .build();
+            let dispatcher = Dispatcher::builder(InMemoryStore::new(), HalfBroken)
+                .token_provider(SecretToken)
+                .build()
+                .unwrap();
             for endpoint in [
                 "https://ok.example.com/hook",
                 "https://broken.example.com/hook",
