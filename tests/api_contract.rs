@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use biot_notifications::api::{Api, Authorizer, Permission};
+use biot_notifications::api::{AllowEveryone, Api, Authorizer, Permission};
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::{Dispatcher, Error, InMemoryStore};
 use bytes::Bytes;
@@ -306,8 +306,10 @@ async fn every_response_matches_biots_dispatcher_spec() {
         "the default base path is the spec's server"
     );
     let store = InMemoryStore::new();
-    let api = Api::new(Dispatcher::new(store, DiscardingNotifier))
-        .authorizer(std::sync::Arc::new(BearerAuthorizer));
+    let api = Api::builder(Dispatcher::new(store, DiscardingNotifier))
+        .authorizer(BearerAuthorizer)
+        .build()
+        .unwrap();
 
     let subscribe = "/dispatcher/v1/hooks/notifications/subscribe";
     let unsubscribe = "/dispatcher/v1/hooks/notifications/unsubscribe";
@@ -437,7 +439,10 @@ async fn internal_errors_match_the_specs_500() {
     }
 
     let spec = Spec::load();
-    let api = Api::new(Dispatcher::new(DownStore, DiscardingNotifier));
+    let api = Api::builder(Dispatcher::new(DownStore, DiscardingNotifier))
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     let body = json!({"entityTypeName": "patient", "actionName": "_create", "endpoint": "https://plugin.example.com/"});
     for request in [
         json_request(

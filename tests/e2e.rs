@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use biot_notifications::api::{self, Api};
+use biot_notifications::api::{self, AllowEveryone, Api};
 use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::{
     Action, Dispatcher, EndpointPolicy, EntityType, Event, EventType, InMemoryStore,
@@ -66,7 +66,12 @@ async fn dispatcher_service() -> (String, Dispatcher) {
         .build()
         .unwrap();
     let dispatcher = Dispatcher::new(InMemoryStore::new(), notifier);
-    let app = api::router(Api::new(dispatcher.clone()));
+    let app = api::router(
+        Api::builder(dispatcher.clone())
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/dispatcher", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -193,7 +198,12 @@ async fn failing_hanging_and_redirecting_plugins_are_failures_beside_a_healthy_o
 async fn the_strict_default_policy_refuses_loopback_plugins_at_subscribe_time() {
     let (plugin, seen) = receiver().await;
     let dispatcher = Dispatcher::new(InMemoryStore::new(), HttpNotifier::new().unwrap());
-    let app = api::router(Api::new(dispatcher));
+    let app = api::router(
+        Api::builder(dispatcher)
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let service = format!("http://{}/dispatcher", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

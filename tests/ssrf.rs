@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notification::{Event, PreparedNotification};
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::store::SubscriptionStore;
@@ -265,7 +265,10 @@ fn the_matrix_has_at_least_forty_attacks_and_each_is_refused_by_the_default_poli
 #[tokio::test]
 async fn every_attack_is_a_400_invalid_endpoint_through_the_api_and_the_store_is_unchanged() {
     let (dispatcher, store, notifier) = dispatcher().await;
-    let api = Api::new(dispatcher.clone());
+    let api = Api::builder(dispatcher.clone())
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     for &(input, expected) in ATTACKS {
         let body = json!({"entityTypeName": "patient", "actionName": "_create", "endpoint": input});
         let request = Request::post(SUBSCRIBE)

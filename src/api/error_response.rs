@@ -52,9 +52,11 @@ pub struct ErrorResponse {
 /// # futures_util::FutureExt::now_or_never(async {
 /// # use biot_notifications::notifier::DiscardingNotifier;
 /// # use biot_notifications::{Dispatcher, InMemoryStore};
-/// use biot_notifications::api::{Api, ErrorReport};
+/// use biot_notifications::api::{AllowEveryone, Api, ErrorReport};
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
+/// let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+///     .authorizer(AllowEveryone)
+///     .build()?;
 /// let response = api.handle(http::Request::get("/nowhere").body(String::new())?).await;
 /// let report = response.extensions().get::<ErrorReport>().expect("every error has a report");
 /// assert_eq!(report.error().code(), "NOT_FOUND");
