@@ -236,14 +236,8 @@ struct AppState {
 
 /// BioT's error body for `error`, with the trace id the caller can quote.
 fn error_response(error: &Error, trace_id: String) -> Response {
-    let body = ErrorResponse {
-        code: error.code().to_owned(),
-        message: error.to_string(),
-        service_name: api::DEFAULT_SERVICE_NAME.to_owned(),
-        trace_id,
-        environment: api::DEFAULT_ENVIRONMENT.to_owned(),
-        details: error.details(),
-    };
+    let body =
+        ErrorResponse::new(error.code(), error.to_string(), trace_id).with_details(error.details());
     let mut response = (error.status(), Json(body)).into_response();
     if error.status() == StatusCode::SERVICE_UNAVAILABLE {
         response

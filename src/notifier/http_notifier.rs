@@ -53,6 +53,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 
 use crate::endpoint::{Endpoint, EndpointPolicy, EndpointRejection};
+use crate::error::BoxError;
 use crate::notification::PreparedNotification;
 use crate::notifier::{DeliveryError, Notifier};
 
@@ -71,9 +72,9 @@ pub enum HttpNotifierBuildError {
     /// client's error is the source.
     #[error("the HTTP notifier's client could not be set up")]
     Client {
-        /// The client's own error.
+        /// The client's own error (boxed: the HTTP client is not part of this API).
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
     },
 }
 
@@ -354,7 +355,9 @@ impl HttpNotifierBuilder {
             .no_proxy()
             .dns_resolver(Arc::new(vetting))
             .build()
-            .map_err(|source| HttpNotifierBuildError::Client { source })?;
+            .map_err(|source| HttpNotifierBuildError::Client {
+                source: source.into(),
+            })?;
         Ok(HttpNotifier {
             client,
             policy,
