@@ -1018,7 +1018,14 @@ fn the_api_builder_refuses_bad_values_by_name() {
         err.to_string(),
         "the API option `max_body_bytes` must be greater than zero"
     );
-    for bad in ["/dispatcher?x=1", "/dis patcher", "/a//b", "/#top"] {
+    for bad in [
+        "/dispatcher?x=1",
+        "/dis patcher",
+        "/a//b",
+        "/#top",
+        "/dispätcher",
+        "/a\n",
+    ] {
         let err = builder().base_path(bad).build().unwrap_err();
         assert!(
             matches!(
