@@ -26,6 +26,9 @@ use http_body_util::{Full, StreamBody};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+mod common;
+use common::{assert_clone, assert_send, assert_send_sync, FailingStore};
+
 const SUBSCRIBE: &str = "/dispatcher/v1/hooks/notifications/subscribe";
 const UNSUBSCRIBE: &str = "/dispatcher/v1/hooks/notifications/unsubscribe";
 const SEARCH: &str = "/dispatcher/v1/hooks/notifications";
@@ -1089,43 +1092,6 @@ async fn an_authorizer_that_fails_or_panics_is_a_500_that_leaks_nothing() {
 // ---------------------------------------------------------------------------------
 // Internal failures
 
-/// Fails every call the way a database backend would.
-#[derive(Debug)]
-struct FailingStore;
-
-fn outage() -> Error {
-    Error::store(
-        "secret-backend",
-        std::io::Error::other("SECRET: connection to 10.1.2.3:5432 refused"),
-    )
-}
-
-#[async_trait]
-impl SubscriptionStore for FailingStore {
-    async fn insert(&self, _: Subscription) -> Result<(), Error> {
-        Err(outage())
-    }
-    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
-        Err(outage())
-    }
-    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
-        Err(outage())
-    }
-    async fn matching(
-        &self,
-        _: EventType,
-        _: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
-        Err(outage())
-    }
-    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
-        Err(outage())
-    }
-    async fn count(&self) -> Result<u64, Error> {
-        Err(outage())
-    }
-}
-
 /// Panics in every call, as a buggy backend might.
 #[derive(Debug)]
 struct PanickingStore;
@@ -1610,10 +1576,10 @@ async fn bad_requests_get_their_exact_status_and_code_and_change_nothing() {
 
 #[test]
 fn the_api_and_its_futures_can_cross_threads() {
-    fn assert_send_sync<T: Send + Sync + Clone + std::fmt::Debug>(_: &T) {}
-    fn assert_send<T: Send>(_: &T) {}
+    assert_send_sync::<Api>();
+    assert_clone::<Api>();
     let (api, _) = api();
-    assert_send_sync(&api);
+    assert!(!format!("{api:?}").is_empty(), "Api is Debug");
     let future = api.handle(Request::new(String::new()));
     assert_send(&future);
     let streamed = api.handle(Request::new(StreamBody::new(

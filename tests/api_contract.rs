@@ -16,6 +16,9 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response};
 use serde_json::{json, Value};
 
+mod common;
+use common::FailingStore;
+
 /// Statuses CONTRACT.md adds to BioT's spec, on any route: 404 for an unknown path (and
 /// for unsubscribing an unknown subscription, which the spec declares), 405 for a wrong
 /// method, 409 for a duplicate subscription, 413 for a body over the limit, 415 for a
@@ -399,47 +402,8 @@ async fn every_response_matches_biots_dispatcher_spec() {
 
 #[tokio::test]
 async fn internal_errors_match_the_specs_500() {
-    use biot_notifications::search::{Page, SearchRequest};
-    use biot_notifications::store::SubscriptionStore;
-    use biot_notifications::{EventType, Subscription, SubscriptionKey};
-    use std::sync::Arc;
-    use uuid::Uuid;
-
-    #[derive(Debug)]
-    struct DownStore;
-
-    fn down() -> Error {
-        Error::store("down", std::io::Error::other("unreachable"))
-    }
-
-    #[async_trait]
-    impl SubscriptionStore for DownStore {
-        async fn insert(&self, _: Subscription) -> Result<(), Error> {
-            Err(down())
-        }
-        async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
-            Err(down())
-        }
-        async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
-            Err(down())
-        }
-        async fn matching(
-            &self,
-            _: EventType,
-            _: Option<&str>,
-        ) -> Result<Vec<Arc<Subscription>>, Error> {
-            Err(down())
-        }
-        async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
-            Err(down())
-        }
-        async fn count(&self) -> Result<u64, Error> {
-            Err(down())
-        }
-    }
-
     let spec = Spec::load();
-    let api = Api::builder(Dispatcher::new(DownStore, DiscardingNotifier))
+    let api = Api::builder(Dispatcher::new(FailingStore, DiscardingNotifier))
         .authorizer(AllowEveryone)
         .build()
         .unwrap();

@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 
 use biot_notifications::{Action, EntityType, Error, EventType};
 
+mod common;
+use common::{assert_copy, assert_send_sync};
+
 /// CONTRACT.md's table, verbatim.
 const CONTRACT: &[(&str, &str)] = &[
     ("caregiver", "_create _delete _incomingSms _login _logout _update _updateEnabledState"),
@@ -81,6 +84,7 @@ fn every_entity_type_round_trips_through_display_fromstr_and_serde() {
         assert_eq!(entity.to_string(), wire);
         assert_eq!(wire.parse::<EntityType>().unwrap(), entity);
         assert_eq!(EntityType::try_from(wire).unwrap(), entity);
+        assert_eq!(EntityType::parse(wire).unwrap(), entity);
         let json = serde_json::to_string(&entity).unwrap();
         assert_eq!(json, format!("\"{wire}\""));
         assert_eq!(serde_json::from_str::<EntityType>(&json).unwrap(), entity);
@@ -88,20 +92,28 @@ fn every_entity_type_round_trips_through_display_fromstr_and_serde() {
 }
 
 #[test]
-fn every_action_round_trips_and_accepts_the_bare_form() {
+fn every_action_round_trips_in_its_underscore_and_bare_forms() {
     for &action in Action::ALL {
         let wire = action.as_str();
-        assert!(wire.starts_with('_'), "{wire}");
-        let bare = &wire[1..];
+        let bare = wire
+            .strip_prefix('_')
+            .expect("canonical names start with `_`");
         assert_eq!(action.to_string(), wire);
-        assert_eq!(wire.parse::<Action>().unwrap(), action);
-        assert_eq!(bare.parse::<Action>().unwrap(), action, "bare {bare}");
-        let json = serde_json::to_string(&action).unwrap();
-        assert_eq!(json, format!("\"{wire}\""));
-        assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), action);
-        // Bare input is always emitted canonically.
-        let from_bare: Action = serde_json::from_str(&format!("\"{bare}\"")).unwrap();
-        assert_eq!(serde_json::to_string(&from_bare).unwrap(), json);
+        for spelling in [wire, bare] {
+            assert_eq!(spelling.parse::<Action>().unwrap(), action, "{spelling}");
+            assert_eq!(Action::try_from(spelling).unwrap(), action, "{spelling}");
+            let json = serde_json::to_string(spelling).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Action>(&json).unwrap(),
+                action,
+                "{spelling}"
+            );
+        }
+        // Whatever was read, the underscore form is written.
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            format!("\"{wire}\"")
+        );
     }
 }
 
@@ -225,8 +237,10 @@ fn a_near_miss_is_matched_against_the_entity_types_own_actions() {
 
 #[test]
 fn public_catalog_types_are_send_sync_and_copy() {
-    fn assert_traits<T: Send + Sync + Copy + 'static>() {}
-    assert_traits::<EntityType>();
-    assert_traits::<Action>();
-    assert_traits::<EventType>();
+    assert_send_sync::<EntityType>();
+    assert_send_sync::<Action>();
+    assert_send_sync::<EventType>();
+    assert_copy::<EntityType>();
+    assert_copy::<Action>();
+    assert_copy::<EventType>();
 }

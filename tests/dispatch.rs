@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use biot_notifications::dispatcher::DeliveryOutcome;
-use biot_notifications::notification::{Event, Notification, PreparedNotification};
+use biot_notifications::notification::{Event, PreparedNotification};
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
@@ -17,60 +17,8 @@ use biot_notifications::{
 };
 use serde_json::json;
 
-/// Records every delivery; fails or panics for endpoints whose path says so, and can
-/// be slowed down to observe concurrency.
-#[derive(Debug, Default)]
-struct RecordingNotifier {
-    received: Mutex<Vec<(String, Notification, Vec<u8>)>>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    delay: Option<Duration>,
-}
-
-#[async_trait]
-impl Notifier for RecordingNotifier {
-    async fn notify(
-        &self,
-        endpoint: &Endpoint,
-        notification: &PreparedNotification,
-    ) -> Result<(), DeliveryError> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        if let Some(delay) = self.delay {
-            tokio::time::sleep(delay).await;
-        }
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let path = endpoint.url().path().to_owned();
-        if path.contains("panic") {
-            panic!("plugin client exploded");
-        }
-        if path.contains("fail") {
-            return Err(DeliveryError::Status {
-                status: http::StatusCode::BAD_GATEWAY,
-            });
-        }
-        if path.contains("hang") {
-            std::future::pending::<()>().await;
-        }
-        self.received.lock().unwrap().push((
-            endpoint.as_str().to_owned(),
-            notification.notification().clone(),
-            notification.body().to_vec(),
-        ));
-        Ok(())
-    }
-}
-
-impl RecordingNotifier {
-    fn endpoints(&self) -> BTreeSet<String> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(e, _, _)| e.clone())
-            .collect()
-    }
-}
+mod common;
+use common::{assert_clone, assert_send, assert_send_sync, RecordingNotifier};
 
 async fn subscribe(
     dispatcher: &Dispatcher,
@@ -160,7 +108,7 @@ async fn fans_out_to_exactly_the_matching_endpoints_with_and_without_templates()
         ])
     );
 
-    notifier.received.lock().unwrap().clear();
+    notifier.clear();
     let report = dispatcher.dispatch(&patient_created(None)).await.unwrap();
     assert_eq!(
         report.matched(),
@@ -172,7 +120,7 @@ async fn fans_out_to_exactly_the_matching_endpoints_with_and_without_templates()
         BTreeSet::from(["https://all.example.com/".to_owned()])
     );
 
-    notifier.received.lock().unwrap().clear();
+    notifier.clear();
     let report = dispatcher
         .dispatch(&patient_created(Some("adult")).with_template_name("child"))
         .await
@@ -293,10 +241,7 @@ async fn a_hanging_plugin_does_not_hold_up_the_others_and_the_host_can_bound_it(
 
 #[tokio::test]
 async fn the_concurrency_cap_is_honoured() {
-    let notifier = Arc::new(RecordingNotifier {
-        delay: Some(Duration::from_millis(5)),
-        ..Default::default()
-    });
+    let notifier = Arc::new(RecordingNotifier::slowed_by(Duration::from_millis(5)));
     let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
         .max_in_flight(3)
         .build()
@@ -314,7 +259,7 @@ async fn the_concurrency_cap_is_honoured() {
     let report = dispatcher.dispatch(&patient_created(None)).await.unwrap();
     assert_eq!(report.delivered(), 20);
     assert_eq!(
-        notifier.max_in_flight.load(Ordering::SeqCst),
+        notifier.max_in_flight(),
         3,
         "at most 3 at once, and the cap is used"
     );
@@ -350,11 +295,14 @@ async fn the_token_is_in_every_notification_and_fetched_once_per_event() {
         .await;
     }
     dispatcher.dispatch(&patient_created(None)).await.unwrap();
-    let received = notifier.received.lock().unwrap();
+    let received = notifier.received();
     assert_eq!(received.len(), 5);
-    for (_, notification, body) in received.iter() {
-        assert_eq!(notification.jwt.as_deref(), Some("token-0-patient/_create"));
-        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    for delivery in received.iter() {
+        assert_eq!(
+            delivery.notification.jwt.as_deref(),
+            Some("token-0-patient/_create")
+        );
+        let json: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
         assert_eq!(json["jwt"], "token-0-patient/_create");
         assert_eq!(json["metadata"]["entityTypeName"], "patient");
         assert_eq!(json["metadata"]["actionName"], "_create");
@@ -489,14 +437,14 @@ async fn subscribe_and_unsubscribe_go_through_validation_and_the_store() {
 
 #[test]
 fn dispatch_futures_are_send_so_a_host_can_spawn_them() {
-    fn assert_send<T: Send>(_: &T) {}
     let dispatcher = Dispatcher::new(InMemoryStore::new(), RecordingNotifier::default());
     let event = patient_created(None);
     assert_send(&dispatcher.dispatch(&event));
     assert_send(&dispatcher.subscribe(&SubscribeRequest::new("a", "b", "c")));
-    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
     assert_send_sync::<Dispatcher>();
     assert_send_sync::<InMemoryStore>();
+    assert_clone::<Dispatcher>();
+    assert_clone::<InMemoryStore>();
 }
 
 #[tokio::test]

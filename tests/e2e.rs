@@ -1,7 +1,6 @@
 //! End to end on loopback: the API served by axum on an ephemeral port, real plugin
 //! receivers on others, a real HTTP client subscribing them, and the HTTP notifier
 //! delivering.
-#![cfg(all(feature = "axum", feature = "http-notifier"))]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -17,6 +17,9 @@ enum Expected {
 
 use Expected::{Accepted, Rejected};
 
+mod common;
+use common::assert_send_sync;
+
 fn ok(normalised: &str) -> Expected {
     Accepted(normalised.to_owned())
 }
@@ -612,7 +615,6 @@ fn policy_defaults_are_strict() {
 
 #[test]
 fn public_types_are_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Endpoint>();
     assert_send_sync::<EndpointPolicy>();
     assert_send_sync::<EndpointRejection>();

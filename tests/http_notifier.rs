@@ -1,6 +1,5 @@
 //! `HttpNotifier` against real receivers on loopback: what a plugin gets, how failures
 //! are reported, and that the endpoint policy holds for every address it connects to.
-#![cfg(feature = "http-notifier")]
 
 use std::collections::HashMap;
 use std::io;
@@ -19,6 +18,9 @@ use biot_notifications::{
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+use common::assert_send_sync;
 
 /// One request as a receiver read it off the wire.
 #[derive(Debug)]
@@ -505,7 +507,6 @@ async fn a_name_that_does_not_resolve_is_a_transport_failure() {
 
 #[test]
 fn the_notifier_is_shareable_across_tasks() {
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<HttpNotifier>();
     let _: &dyn Notifier = &HttpNotifier::builder()
         .endpoint_policy(EndpointPolicy::default())

@@ -1,13 +1,17 @@
-//! `InMemoryStore` against the conformance suite, in every shape a host holds it, and
-//! under real multi-threaded contention.
-#![cfg(feature = "testkit")]
+//! `InMemoryStore` against the conformance suite, in every shape a host holds it, beside
+//! other data and another writer, and under real multi-threaded contention.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
     testkit, Action, EntityType, Error, EventType, SubscribeRequest, Subscription,
 };
+use futures_util::FutureExt;
+
+mod common;
+use common::StoreWithAnotherWriter;
 
 #[tokio::test]
 async fn in_memory_store_passes_the_testkit_directly() {
@@ -26,6 +30,49 @@ async fn in_memory_store_passes_the_testkit_behind_an_arc() {
     let store: Arc<dyn SubscriptionStore> = Arc::new(InMemoryStore::new());
     testkit::run_all(&store).await;
     testkit::run_all(&*store).await;
+}
+
+#[tokio::test]
+async fn in_memory_store_passes_the_testkit_beside_data_it_leaves_alone() {
+    let store = InMemoryStore::new();
+    let mut others = Vec::new();
+    for i in 0..3 {
+        let key = SubscribeRequest::new("patient", "_create", format!("https://o{i}.example.com/"))
+            .key()
+            .unwrap();
+        let subscription = Subscription::new(key);
+        store.insert(subscription.clone()).await.unwrap();
+        others.push(subscription);
+    }
+    testkit::run_all(&store).await;
+    assert_eq!(store.count().await.unwrap(), 3);
+    for other in &others {
+        let kept = store.get(other.id()).await.unwrap();
+        assert_eq!(kept.as_ref().map(Subscription::key), Some(other.key()));
+    }
+}
+
+#[tokio::test]
+async fn in_memory_store_passes_the_shared_store_suite_while_another_writer_adds_data() {
+    let store: Arc<dyn SubscriptionStore> = Arc::new(InMemoryStore::new());
+    let shared = StoreWithAnotherWriter::new(Arc::clone(&store), Arc::clone(&store));
+    testkit::run_on_shared_store(&shared).await;
+    assert!(shared.writes() > 0);
+    assert_eq!(store.count().await.unwrap(), shared.writes() as u64);
+}
+
+/// Why `run_on_shared_store` leaves `check_count` out.
+#[tokio::test]
+async fn check_count_fails_while_another_writer_adds_data() {
+    let store: Arc<dyn SubscriptionStore> = Arc::new(InMemoryStore::new());
+    let shared = StoreWithAnotherWriter::new(Arc::clone(&store), store);
+    let outcome = AssertUnwindSafe(testkit::check_count(&shared))
+        .catch_unwind()
+        .await;
+    assert!(
+        outcome.is_err(),
+        "check_count cannot hold while others write"
+    );
 }
 
 #[tokio::test]

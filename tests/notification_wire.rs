@@ -10,6 +10,9 @@ use http::Method;
 use serde_json::{json, Value};
 use time::macros::datetime;
 
+mod common;
+use common::assert_send_sync;
+
 /// The shape of a captured BioT notification (CONTRACT.md), values invented, with
 /// members this crate does not model (`correlationId`, the subject's `userType`, the
 /// initiator's `userAgent`, `data.revision`) to prove they survive.
@@ -553,7 +556,6 @@ fn every_endpoint_renders_to_a_request_because_validation_refuses_what_http_cann
 
 #[test]
 fn public_types_are_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Event>();
     assert_send_sync::<Notification>();
     assert_send_sync::<PreparedNotification>();

@@ -3,7 +3,8 @@
 //! search values, and a database that goes away and comes back.
 //!
 //! The tests that need a server are `#[ignore]`d so that a plain `cargo test` passes
-//! without one. To run them:
+//! without one. Run explicitly (`--ignored`, `--include-ignored`), each fails, saying
+//! what is missing, when its environment is not there. To run them:
 //!
 //! ```text
 //! source .ci/postgres.sh   # starts a throwaway server, exports DATABASE_URL and more
@@ -12,7 +13,6 @@
 //! ```
 //!
 //! Each test works in a fresh schema of its own and drops it at the end.
-#![cfg(feature = "postgres")]
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -38,17 +38,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+mod common;
+
 /// Tests that use the server share it (read); the one that stops it has it alone (write).
 static SERVER: RwLock<()> = RwLock::const_new(());
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "this test needs PostgreSQL: set DATABASE_URL to a database it may create schemas in, \
-             e.g. by `source .ci/postgres.sh` (which starts a throwaway server)"
-        )
-    })
-}
 
 fn fresh_schema() -> String {
     format!("t_{}", Uuid::new_v4().simple())
@@ -57,7 +50,7 @@ fn fresh_schema() -> String {
 async fn store_on(schema: &str) -> PostgresStore {
     PostgresStore::options()
         .schema(schema)
-        .connect(&database_url())
+        .connect(&common::database_url())
         .await
         .unwrap_or_else(|e| panic!("connecting to DATABASE_URL failed: {e:?}"))
 }
@@ -144,9 +137,8 @@ async fn bad_urls_and_schema_names_are_store_errors() {
 // ---------------------------------------------------------------------------------
 // The conformance suite.
 
-#[cfg(feature = "testkit")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn postgres_store_passes_the_testkit() {
     let _server = SERVER.read().await;
     let store = fresh_store().await;
@@ -156,9 +148,8 @@ async fn postgres_store_passes_the_testkit() {
     drop_schema(&store).await;
 }
 
-#[cfg(feature = "testkit")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn postgres_store_passes_the_testkit_behind_an_arc_dyn() {
     let _server = SERVER.read().await;
     let store = fresh_store().await;
@@ -168,11 +159,24 @@ async fn postgres_store_passes_the_testkit_behind_an_arc_dyn() {
     drop_schema(&store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn postgres_store_passes_the_shared_store_suite_while_another_instance_writes() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema();
+    let (store, other) = (store_on(&schema).await, store_on(&schema).await);
+    let shared = common::StoreWithAnotherWriter::new(Arc::new(store.clone()), Arc::new(other));
+    biot_notifications::testkit::run_on_shared_store(&shared).await;
+    assert!(shared.writes() > 0);
+    assert_eq!(store.count().await.unwrap(), shared.writes() as u64);
+    drop_schema(&store).await;
+}
+
 // ---------------------------------------------------------------------------------
 // Schema and migrations.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn instances_starting_together_migrate_once() {
     let _server = SERVER.read().await;
     let schema = fresh_schema();
@@ -203,7 +207,7 @@ async fn instances_starting_together_migrate_once() {
 // Two instances on one database.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn two_instances_see_each_others_subscriptions() {
     let _server = SERVER.read().await;
     let schema = fresh_schema();
@@ -229,7 +233,7 @@ async fn two_instances_see_each_others_subscriptions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn racing_subscribes_on_two_instances_have_exactly_one_winner() {
     let _server = SERVER.read().await;
     let schema = fresh_schema();
@@ -429,7 +433,7 @@ const SORTS: &[&str] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn search_agrees_with_the_shared_evaluator() {
     let _server = SERVER.read().await;
     let store = fresh_store().await;
@@ -484,7 +488,7 @@ async fn search_agrees_with_the_shared_evaluator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn hostile_search_values_match_literally_and_harm_nothing() {
     let _server = SERVER.read().await;
     // A table the classic injection would drop if it reached SQL text.
@@ -716,13 +720,20 @@ struct ServerControl {
 }
 
 impl ServerControl {
-    fn from_env() -> Option<Self> {
-        Some(ServerControl {
-            pg_ctl: std::env::var("BIOT_PG_CTL").ok()?,
-            data: std::env::var("BIOT_PGDATA").ok()?,
+    /// Panics, failing the test, when the environment does not say how.
+    fn from_env() -> Self {
+        let pg_ctl = common::required_env("BIOT_PG_CTL", "a pg_ctl that may stop the server");
+        assert!(
+            std::path::Path::new(&pg_ctl).is_file(),
+            "BIOT_PG_CTL is {pg_ctl}, which is not a file: {}",
+            common::POSTGRES_SETUP
+        );
+        ServerControl {
+            pg_ctl,
+            data: common::required_env("BIOT_PGDATA", "the server's data directory"),
             log: std::env::var("BIOT_PG_LOG").ok(),
             stopped: false,
-        })
+        }
     }
 
     fn run(&self, args: &[&str]) -> bool {
@@ -761,21 +772,15 @@ impl Drop for ServerControl {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL and its pg_ctl: `source .ci/postgres.sh` sets DATABASE_URL and BIOT_PG_CTL"]
 async fn operations_fail_fast_while_the_server_is_down_and_the_same_store_recovers() {
-    let Some(mut server) = ServerControl::from_env() else {
-        println!(
-            "skipped: set BIOT_PG_CTL and BIOT_PGDATA (as `source .ci/postgres.sh` does) \
-             to let this test stop and restart the server"
-        );
-        return;
-    };
+    let mut server = ServerControl::from_env();
     let _exclusive = SERVER.write().await;
     let limit = Duration::from_secs(2);
     let store = PostgresStore::options()
         .schema(fresh_schema())
         .operation_timeout(limit)
-        .connect(&database_url())
+        .connect(&common::database_url())
         .await
         .unwrap();
     let kept = Subscription::new(key(
@@ -866,10 +871,11 @@ impl Drop for FreezingProxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL (see .ci/postgres.sh)"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn operations_time_out_while_the_database_is_unresponsive_and_the_same_store_recovers() {
     let _server = SERVER.read().await;
-    let config: tokio_postgres::Config = database_url().parse().expect("DATABASE_URL parses");
+    let config: tokio_postgres::Config =
+        common::database_url().parse().expect("DATABASE_URL parses");
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         other => panic!("this test needs a TCP DATABASE_URL, not {other:?}"),

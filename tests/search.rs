@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+mod common;
+use common::assert_send_sync;
+
 /// The id of fixture subscription `i`: hex letters in it, to test case-insensitivity.
 fn id(i: usize) -> Uuid {
     Uuid::from_u128(0xabcd_ef00 + i as u128)
@@ -866,7 +869,6 @@ fn the_response_has_biot_search_shape() {
 
 #[test]
 fn public_search_types_are_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<SearchRequest>();
     assert_send_sync::<SearchResponse>();
     assert_send_sync::<Page<Subscription>>();

@@ -10,19 +10,20 @@
 //! names are refused at delivery, every time, when they resolve to a non-public address.
 //! Names that are internal by definition (`localhost`, single labels) are refused up front.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use biot_notifications::api::{AllowEveryone, Api};
-use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::notification::Event;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Action, Dispatcher, Endpoint, EndpointPolicy, EntityType, Error, EventType, InMemoryStore,
+    Action, Dispatcher, EndpointPolicy, EntityType, Error, EventType, InMemoryStore,
     SubscribeRequest,
 };
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
+
+mod common;
+use common::RecordingNotifier;
 
 const SUBSCRIBE: &str = "/dispatcher/v1/hooks/notifications/subscribe";
 
@@ -194,27 +195,6 @@ fn reason_code(error: &Error) -> &'static str {
     }
 }
 
-/// Records where it would have sent notifications; sends nothing.
-#[derive(Debug, Default)]
-struct RecordingNotifier {
-    endpoints: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Notifier for RecordingNotifier {
-    async fn notify(
-        &self,
-        endpoint: &Endpoint,
-        _: &PreparedNotification,
-    ) -> Result<(), DeliveryError> {
-        self.endpoints
-            .lock()
-            .unwrap()
-            .push(endpoint.as_str().to_owned());
-        Ok(())
-    }
-}
-
 /// A dispatcher with the default (strict) policy, holding [`LEGITIMATE`] already.
 async fn dispatcher() -> (Dispatcher, InMemoryStore, Arc<RecordingNotifier>) {
     let store = InMemoryStore::new();
@@ -241,7 +221,7 @@ async fn assert_only_the_legitimate_subscription_remains(
     );
     let report = dispatcher.dispatch(&event).await.unwrap();
     assert_eq!(report.matched(), 1);
-    assert_eq!(*notifier.endpoints.lock().unwrap(), [LEGITIMATE]);
+    assert_eq!(notifier.endpoint_list(), [LEGITIMATE]);
 }
 
 #[test]

@@ -25,17 +25,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use biot_notifications::dispatcher::DeliveryOutcome;
-use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::{DeliveryError, Notifier};
+use biot_notifications::notification::Event;
 use biot_notifications::search::SearchRequest;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Dispatcher, Endpoint, Error, EventType, InMemoryStore, SubscribeRequest, Subscription,
+    Dispatcher, Error, EventType, InMemoryStore, SubscribeRequest, Subscription,
 };
 use serde_json::json;
 use uuid::Uuid;
+
+mod common;
+use common::RecordingNotifier;
 
 /// Identities in the pool: one pair, one endpoint each, spread over the templates.
 const IDENTITIES: usize = 16;
@@ -150,34 +151,6 @@ struct Dispatched {
     deliveries: Vec<(Uuid, String)>,
 }
 
-/// Records every notification: which dispatch (the entity's `_id`) reached which endpoint.
-#[derive(Debug, Default)]
-struct RecordingNotifier {
-    received: Mutex<Vec<(u64, String)>>,
-}
-
-#[async_trait]
-impl Notifier for RecordingNotifier {
-    async fn notify(
-        &self,
-        endpoint: &Endpoint,
-        notification: &PreparedNotification,
-    ) -> Result<(), DeliveryError> {
-        let number = notification.notification().data.entity["_id"]
-            .as_u64()
-            .expect("stress events carry their number as `_id`");
-        // Let other tasks run mid-delivery, so dispatches overlap with writes.
-        if number % 2 == 0 {
-            tokio::task::yield_now().await;
-        }
-        self.received
-            .lock()
-            .unwrap()
-            .push((number, endpoint.as_str().to_owned()));
-        Ok(())
-    }
-}
-
 /// Everything the tasks share.
 struct Shared {
     dispatcher: Dispatcher,
@@ -196,7 +169,8 @@ async fn stress(store: Arc<dyn SubscriptionStore>) {
         0,
         "the stress needs an empty store"
     );
-    let notifier = Arc::new(RecordingNotifier::default());
+    // Lets other tasks run mid-delivery, so dispatches overlap with writes.
+    let notifier = Arc::new(RecordingNotifier::yielding());
     let shared = Arc::new(Shared {
         dispatcher: Dispatcher::new(Arc::clone(&store), notifier.clone()),
         identities: identities(),
@@ -398,8 +372,15 @@ fn check_dispatches(
         .map(|life| (life.id, life))
         .collect();
     let mut notified: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for (number, endpoint) in notifier.received.lock().unwrap().iter() {
-        notified.entry(*number).or_default().push(endpoint.clone());
+    for delivery in notifier.received().iter() {
+        // Which dispatch it was: stress events carry their number as the entity's `_id`.
+        let number = delivery.notification.data.entity["_id"]
+            .as_u64()
+            .expect("stress events carry their number as `_id`");
+        notified
+            .entry(number)
+            .or_default()
+            .push(delivery.endpoint.clone());
     }
 
     for dispatch in dispatched {
@@ -519,15 +500,12 @@ async fn concurrent_subscribe_unsubscribe_and_dispatch_keep_the_in_memory_store_
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL: set DATABASE_URL"]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn concurrent_subscribe_unsubscribe_and_dispatch_keep_the_postgres_store_exact() {
     use biot_notifications::store::postgres::PostgresStore;
     use futures_util::FutureExt;
 
-    let url = std::env::var("DATABASE_URL").expect(
-        "this test needs PostgreSQL: set DATABASE_URL to a database it may create schemas in, \
-         e.g. by `source .ci/postgres.sh`",
-    );
+    let url = common::database_url();
     // A fresh schema of its own, dropped afterwards whatever happens.
     let schema = format!("stress_{}", Uuid::new_v4().simple());
     let store = PostgresStore::options()
