@@ -36,8 +36,8 @@ use axum::routing::post;
 use axum::Router;
 use biot_notifications::delivery::{DeliveryEngine, DEFAULT_EVENTS_QUEUED};
 use biot_notifications::notification::{Event, PreparedNotification, TraceParent};
-use biot_notifications::notifier::http::HttpNotifier;
 use biot_notifications::notifier::{DeliveryError, DiscardingNotifier, Notifier};
+use biot_notifications::HttpNotifier;
 use biot_notifications::{
     Action, Dispatcher, Endpoint, EndpointPolicy, EntityType, EventType, InMemoryStore,
     SubscribeRequest,
@@ -345,7 +345,10 @@ fn deliveries(c: &mut Criterion) {
     let _entered = runtime.enter();
     let policy = EndpointPolicy::local_development();
     let completing = Arc::new(Completing {
-        inner: HttpNotifier::new(policy.clone()).expect("an HTTP client"),
+        inner: HttpNotifier::builder()
+            .endpoint_policy(policy.clone())
+            .build()
+            .expect("an HTTP client"),
         ended: AtomicUsize::new(0),
         expected: AtomicUsize::new(usize::MAX),
         all_ended: Notify::new(),
@@ -355,7 +358,8 @@ fn deliveries(c: &mut Criterion) {
         Arc::clone(&completing) as Arc<dyn Notifier>,
     )
     .endpoint_policy(policy.clone())
-    .build();
+    .build()
+    .expect("dispatcher options");
     for url in &urls {
         runtime
             .block_on(dispatcher.subscribe(&SubscribeRequest::new("patient", "_create", url)))

@@ -48,7 +48,7 @@ use axum::routing::post;
 use axum::Router;
 use biot_notifications::delivery::{DeliveryEngine, ShutdownReport, SubmitError};
 use biot_notifications::notification::{Event, Notification};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::HttpNotifier;
 use biot_notifications::{
     Action, Dispatcher, EndpointPolicy, EntityType, EventType, InMemoryStore, SubscribeRequest,
 };
@@ -369,12 +369,11 @@ fn run_scenario(
         .build()?;
     let (submitted, accepted, overloaded, submit_seconds, hand_off_ms, report) =
         host.block_on(async {
-            let policy = EndpointPolicy::local_development();
-            let notifier = HttpNotifier::new(policy.clone())?;
-            let dispatcher =
-                Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(notifier))
-                    .endpoint_policy(policy)
-                    .build();
+            // The policy is given once, to the notifier; the dispatcher takes it from there.
+            let notifier = HttpNotifier::builder()
+                .endpoint_policy(EndpointPolicy::local_development())
+                .build()?;
+            let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier).build()?;
             let endpoints = std::iter::once(healthy_address).chain(hanging_address);
             for address in endpoints {
                 let endpoint = format!("http://{address}/hook");

@@ -2,15 +2,31 @@
 //! delivery over HTTP(S) through the delivery engine, subscriptions in memory.
 //!
 //! ```sh
-//! cargo run --example server --features axum,http-notifier,metrics -- [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
-//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --database-url postgres://...
+//! cargo run --example server --features axum,http-notifier,metrics -- --api-token TOKEN [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
+//! cargo run --example server --features axum,http-notifier,metrics -- --no-auth --allow-private-endpoints
+//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --api-token TOKEN --database-url postgres://...
 //! ```
+//!
+//! The server refuses to start until it is told who may call its API:
+//!
+//! - `--api-token TOKEN` (or `BIOT_API_TOKEN`): every subscription call, and the event
+//!   route below, must carry `Authorization: Bearer TOKEN`. A static shared secret, the
+//!   example's stand-in for verifying BioT's JWTs.
+//! - `--no-auth`: no check at all; anyone who can reach the server may subscribe,
+//!   unsubscribe, search and trigger events. For local development only: the server says
+//!   so on stderr when it starts.
+//!
+//! The other options:
 //!
 //! - `--listen ADDR`: where to serve (default `127.0.0.1:8080`).
 //! - `--allow-private-endpoints`: accept plugins on loopback and private hosts over plain
 //!   `http`, for plugins on your own machine. Never in production.
 //! - `--database-url URL` (or `DATABASE_URL`): keep subscriptions in PostgreSQL, shared
 //!   by every instance pointed at it (needs the `postgres` feature).
+//!
+//! The endpoint policy (strict, or loosened by `--allow-private-endpoints`) is given
+//! once, to the HTTP notifier; the dispatcher validates subscriptions against the same
+//! policy.
 //! - `--shutdown-deadline SECONDS`: how long Ctrl-C lets queued and running deliveries
 //!   finish before the rest is abandoned (default 10).
 //!
@@ -34,15 +50,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use biot_notifications::api::{self, Api, ErrorResponse};
+use biot_notifications::api::{
+    self, AllowEveryone, Api, AuthorizationError, Authorizer, ErrorResponse, Permission,
+};
 use biot_notifications::delivery::DeliveryEngine;
 use biot_notifications::notification::{Event, TraceParent, TRACEPARENT};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::{
     BiotError, Dispatcher, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore,
 };
@@ -54,7 +73,16 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Who may call the API: the one choice the server will not make by itself.
+enum Access {
+    /// Callers must present this bearer token.
+    Token(StaticBearerToken),
+    /// Anyone may call (`--no-auth`).
+    Everyone,
+}
+
 struct Options {
+    access: Option<Access>,
     listen: SocketAddr,
     allow_private_endpoints: bool,
     database_url: Option<String>,
@@ -62,7 +90,12 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
+    let mut api_token = std::env::var("BIOT_API_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
+    let mut no_auth = false;
     let mut options = Options {
+        access: None,
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         allow_private_endpoints: false,
         database_url: std::env::var("DATABASE_URL")
@@ -82,6 +115,10 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--listen {value}: {e}"))?;
             }
             "--allow-private-endpoints" => options.allow_private_endpoints = true,
+            "--api-token" => {
+                api_token = Some(args.next().ok_or("--api-token needs a token")?);
+            }
+            "--no-auth" => no_auth = true,
             "--database-url" => {
                 options.database_url = Some(args.next().ok_or("--database-url needs a URL")?);
             }
@@ -96,13 +133,86 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--shutdown-deadline {value}: {e}"))?;
             }
             "--help" | "-h" => return Err(
-                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS]"
+                "usage: server (--api-token TOKEN | --no-auth) [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS]"
                     .to_owned(),
             ),
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
     }
+    options.access = match (api_token, no_auth) {
+        (Some(_), true) => {
+            return Err(
+                "give either --api-token (or BIOT_API_TOKEN) or --no-auth, not both".to_owned(),
+            )
+        }
+        (Some(token), false) => Some(Access::Token(StaticBearerToken::new(token)?)),
+        (None, true) => Some(Access::Everyone),
+        (None, false) => None,
+    };
     Ok(options)
+}
+
+/// The example's authorizer: one shared bearer token, allowed every permission. A real
+/// service verifies BioT's JWTs (signature, expiry, the route's permission) instead.
+#[derive(Clone)]
+struct StaticBearerToken {
+    token: Arc<str>,
+}
+
+impl std::fmt::Debug for StaticBearerToken {
+    // Never the token itself: debug output ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticBearerToken").finish_non_exhaustive()
+    }
+}
+
+impl StaticBearerToken {
+    fn new(token: String) -> Result<Self, String> {
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "--api-token: use at least 16 printable ASCII characters without spaces".to_owned(),
+            );
+        }
+        Ok(StaticBearerToken {
+            token: token.into(),
+        })
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <the token>`.
+    fn admits(&self, headers: &HeaderMap) -> Result<(), AuthorizationError> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| AuthorizationError::unauthenticated("no bearer token"))?;
+        if same_secret(presented.trim().as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(AuthorizationError::unauthenticated("unknown token"))
+        }
+    }
+}
+
+/// Compares two secrets in a time that depends on their lengths only, so that a caller
+/// cannot find the token byte by byte by timing refusals.
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |differences, (a, b)| differences | (a ^ b))
+            == 0
+}
+
+#[async_trait]
+impl Authorizer for StaticBearerToken {
+    async fn authorize(
+        &self,
+        request: &http::request::Parts,
+        _: Permission,
+    ) -> Result<(), AuthorizationError> {
+        self.admits(&request.headers)
+    }
 }
 
 /// The body of the example's stand-in event route.
@@ -119,6 +229,8 @@ struct EventRequest {
 /// What the example's routes share.
 #[derive(Clone)]
 struct AppState {
+    /// The token the event route asks for too; `None` under `--no-auth`.
+    token: Option<StaticBearerToken>,
     dispatcher: Dispatcher,
     engine: DeliveryEngine,
     prometheus: PrometheusHandle,
@@ -157,6 +269,11 @@ async fn trigger_event(
             .unwrap_or_else(TraceParent::generate)
             .trace_id_hex()
     };
+    if let Some(token) = &state.token {
+        if let Err(refused) = token.admits(&headers) {
+            return error_response(&refused, trace_id());
+        }
+    }
     let event_type = match EventType::parse(&request.entity_type_name, &request.action_name) {
         Ok(event_type) => event_type,
         Err(err) => return error_response(&err, trace_id()),
@@ -206,13 +323,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The example's whole app: BioT's API plus the stand-in event route and the metrics.
-fn app(state: AppState) -> Router {
-    let api = Api::new(state.dispatcher.clone());
-    Router::new()
+fn app(state: AppState) -> Result<Router, api::ApiBuildError> {
+    let api = Api::builder(state.dispatcher.clone());
+    let api = match &state.token {
+        Some(token) => api.authorizer(token.clone()),
+        None => api.authorizer(AllowEveryone),
+    };
+    let api = api.build()?;
+    Ok(Router::new()
         .route("/dispatcher/v1/events", post(trigger_event))
         .route("/metrics", get(metrics))
         .with_state(state)
-        .merge(api::router(api))
+        .merge(api::router(api)))
 }
 
 /// PostgreSQL when a database URL is given, memory otherwise.
@@ -259,6 +381,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    let token = match options.access {
+        Some(Access::Token(token)) => Some(token),
+        Some(Access::Everyone) => None,
+        None => {
+            eprintln!(
+                "refusing to start: nobody said who may call the API. Give --api-token TOKEN \
+                 (or BIOT_API_TOKEN) to require `Authorization: Bearer TOKEN`, or --no-auth to \
+                 let anyone in (local development only)."
+            );
+            std::process::exit(2);
+        }
+    };
     let policy = if options.allow_private_endpoints {
         println!("accepting private and plain-http endpoints (local development only)");
         EndpointPolicy::local_development()
@@ -266,13 +400,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EndpointPolicy::default()
     };
     let prometheus = PrometheusBuilder::new().install_recorder()?;
-    let notifier = HttpNotifier::new(policy.clone())?;
-    let dispatcher = Dispatcher::builder(
-        store(options.database_url.as_deref()).await?,
-        Arc::new(notifier),
-    )
-    .endpoint_policy(policy)
-    .build();
+    // The policy is given once, to the notifier, which vets every delivery with it; the
+    // dispatcher validates subscriptions against the notifier's policy.
+    let notifier = HttpNotifier::builder().endpoint_policy(policy).build()?;
+    let dispatcher = Dispatcher::new(store(options.database_url.as_deref()).await?, notifier);
     // Delivers in the background on this runtime, within the engine's default bounds.
     let engine = DeliveryEngine::builder(dispatcher.clone()).build()?;
 
@@ -281,12 +412,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "dispatcher listening on http://{}/dispatcher (metrics at /metrics)",
         listener.local_addr()?
     );
+    if token.is_none() {
+        eprintln!(
+            "WARNING: --no-auth: the API checks no token. ANYONE who can reach http://{}/ may \
+             subscribe, unsubscribe, search and trigger events. Local development only.",
+            listener.local_addr()?
+        );
+    }
     let state = AppState {
+        token,
         dispatcher,
         engine: engine.clone(),
         prometheus,
     };
-    axum::serve(listener, app(state))
+    axum::serve(listener, app(state)?)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -51,13 +51,40 @@
 //! |-----------|--------------|
 //! | `testkit` | a public conformance suite for [`SubscriptionStore`] backends |
 //! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
-//! | `http-notifier` | `notifier::http::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
+//! | `tower`   | [`api::Api`] as a `tower_service::Service`, so any hyper or tower server mounts it |
+//! | `http-notifier` | `notifier::http_notifier::HttpNotifier` (also at the root): delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
 //! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool, no TLS) |
 //! | `engine` | `delivery::DeliveryEngine`: bounded, isolated, fire-and-forget delivery on the host's tokio runtime (per-endpoint backlogs and circuit breakers, opt-in retries, graceful shutdown) |
 //! | `metrics` | the engine's counters, gauges and histogram through the `metrics` facade (implies `engine`) |
 //!
 //! No feature is on by default: a host that brings its own transport compiles no
 //! HTTP client, server or database driver.
+//!
+//! ## Other crates in this API
+//!
+//! The public API names types of other crates only where they are the lingua franca a
+//! host already uses; a new major version of one of these is a breaking change here too.
+//! Deliberately:
+//!
+//! - [`http`] 1: requests, responses, [`StatusCode`](http::StatusCode), methods,
+//!   header values, and [`request::Parts`](http::request::Parts) (what an
+//!   [`Authorizer`](api::Authorizer) sees); [`http_body`] 1's `Body` as the bound on
+//!   request bodies; [`bytes::Bytes`] for bodies; `http_body_util::Full` as the `tower`
+//!   service's response body.
+//! - [`serde_json::Value`] and `serde_json::Map` for entities, additional data, extra
+//!   wire members and error `details`; serde's `Serialize` / `Deserialize` on the wire
+//!   types.
+//! - [`uuid::Uuid`] for subscription ids; [`time::OffsetDateTime`] for a notification's
+//!   and a subscription's times; [`std::time::Duration`] for every timeout.
+//! - `url::Url` from [`Endpoint::url`]; `ipnet::IpNet` for
+//!   [`EndpointPolicy::allow_network`].
+//! - `async_trait`: the store, notifier, token provider, authorizer and resolver traits
+//!   are implemented with `#[async_trait]`.
+//! - Behind features: axum 0.8's `Router` (`axum`), `tower_service::Service` 0.3
+//!   (`tower`), and `store::postgres::deadpool_postgres`, re-exported so a host builds
+//!   a pool of the version the store runs on (`postgres`). The HTTP client, the
+//!   database driver's own types and the metrics recorder stay out of the API (a
+//!   client's or driver's failure is carried as a boxed source).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -80,7 +107,8 @@ pub mod testkit;
 mod wire_error;
 
 pub use api::{
-    Api, ApiError, AuthorizationError, Authorizer, ErrorReport, ErrorResponse, Permission,
+    AllowEveryone, Api, ApiBuildError, ApiBuilder, ApiError, AuthorizationError, Authorizer,
+    ErrorReport, ErrorResponse, Permission,
 };
 pub use catalog::{Action, CatalogError, EntityType, EventType};
 #[cfg(feature = "engine")]
@@ -89,7 +117,8 @@ pub use delivery::{
     ShutdownReport, SubmitError, Submitted,
 };
 pub use dispatcher::{
-    Delivery, DeliveryOutcome, DispatchReport, Dispatcher, DispatcherBuilder, TokenProvider,
+    Delivery, DeliveryOutcome, DispatchReport, Dispatcher, DispatcherBuildError, DispatcherBuilder,
+    TokenProvider,
 };
 pub use endpoint::{
     non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection, InvalidEndpoint,

@@ -29,17 +29,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-// `::http`: the `http` below is our module, the crate is meant here.
-use ::http::StatusCode;
+use http::StatusCode;
 
-use crate::endpoint::{Endpoint, EndpointRejection};
+use crate::endpoint::{Endpoint, EndpointPolicy, EndpointRejection};
 use crate::notification::PreparedNotification;
 use crate::wire_error::BoxError;
 
 #[cfg(feature = "http-notifier")]
-pub mod http;
+pub mod http_notifier;
 #[cfg(feature = "http-notifier")]
-pub use self::http::HttpNotifier;
+pub use self::http_notifier::HttpNotifier;
 
 /// Delivers notifications to plugin endpoints.
 ///
@@ -59,6 +58,16 @@ pub trait Notifier: fmt::Debug + Send + Sync + 'static {
         endpoint: &Endpoint,
         notification: &PreparedNotification,
     ) -> Result<(), DeliveryError>;
+
+    /// The endpoint policy this notifier vets endpoints with at delivery, if it has one.
+    ///
+    /// A notifier that checks endpoints (as `HttpNotifier` does)
+    /// returns its policy here, and a dispatcher built with it takes that policy for
+    /// validating subscriptions, so the policy is given once and the two cannot
+    /// disagree. The default, `None`, says the notifier vets nothing.
+    fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+        None
+    }
 }
 
 macro_rules! forward_notifier {
@@ -71,6 +80,10 @@ macro_rules! forward_notifier {
                 notification: &PreparedNotification,
             ) -> Result<(), DeliveryError> {
                 (**self).notify(endpoint, notification).await
+            }
+
+            fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+                (**self).endpoint_policy()
             }
         }
     )+};

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use biot_notifications::prelude::*;
 use biot_notifications::subscription::ValidationError;
 use biot_notifications::{
-    Api, ApiError, CatalogError, DiscardingNotifier, ErrorReport, ErrorResponse, InMemoryStore,
-    InvalidEndpoint, InvalidSearchRequest, SubscribeRequest,
+    AllowEveryone, Api, ApiError, CatalogError, DiscardingNotifier, ErrorReport, ErrorResponse,
+    InMemoryStore, InvalidEndpoint, InvalidSearchRequest, SubscribeRequest,
 };
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE};
@@ -159,7 +159,10 @@ async fn a_backend_failure_comes_back_through_the_dispatcher_with_its_own_source
 
 #[tokio::test]
 async fn a_backend_failure_is_an_opaque_500_whose_report_keeps_the_source() {
-    let api = Api::new(dispatcher_over(ScriptedStore::new(Script::Fail)));
+    let api = Api::builder(dispatcher_over(ScriptedStore::new(Script::Fail)))
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     for request in [
         post(SUBSCRIBE),
         post(UNSUBSCRIBE),
@@ -189,7 +192,10 @@ async fn a_backend_failure_is_an_opaque_500_whose_report_keeps_the_source() {
 
 #[tokio::test]
 async fn a_taken_or_unknown_identity_from_a_custom_store_is_409_or_404_with_the_identity() {
-    let api = Api::new(dispatcher_over(ScriptedStore::new(Script::Refuse)));
+    let api = Api::builder(dispatcher_over(ScriptedStore::new(Script::Refuse)))
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     let identity = json!({
         "entityTypeName": "patient",
         "actionName": "_create",
@@ -239,8 +245,10 @@ impl Authorizer for KeyServiceAuthorizer {
 
 #[tokio::test]
 async fn an_authorizer_failure_is_a_500_whose_report_keeps_the_authorizers_error() {
-    let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
-        .authorizer(Arc::new(KeyServiceAuthorizer));
+    let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+        .authorizer(KeyServiceAuthorizer)
+        .build()
+        .unwrap();
 
     let response = api.handle(post(SUBSCRIBE)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -307,9 +315,12 @@ fn every_layers_error_renders_as_biots_error_body_in_one_call() {
 
 #[test]
 fn the_api_answers_a_hosts_own_errors_as_it_answers_its_own() {
-    let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+    let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+        .authorizer(AllowEveryone)
         .service_name("notifications")
-        .environment("staging");
+        .environment("staging")
+        .build()
+        .unwrap();
     let err = EventType::parse("device", "_login").unwrap_err();
     let response = api.error_response(&err, "0af7651916cd43dd8448eb211c80319c");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);

@@ -722,17 +722,18 @@ fn condition(field: SearchField, ids: Vec<Uuid>) -> impl Strategy<Value = Filter
         prop::option::weighted(0.15, any::<bool>()),
         prop::option::weighted(0.15, any::<bool>()),
     )
-        .prop_map(
-            |(eq, not, r#in, not_in, like, is_null, is_not_null)| FilterCondition {
-                eq,
-                not,
-                r#in,
-                not_in,
-                like,
-                is_null,
-                is_not_null,
-            },
-        )
+        .prop_map(|(eq, not, r#in, not_in, like, is_null, is_not_null)| {
+            // Non-exhaustive: built from the empty condition, field by field.
+            let mut condition = FilterCondition::default();
+            condition.eq = eq;
+            condition.not = not;
+            condition.r#in = r#in;
+            condition.not_in = not_in;
+            condition.like = like;
+            condition.is_null = is_null;
+            condition.is_not_null = is_not_null;
+            condition
+        })
 }
 
 fn search_request(ids: Vec<Uuid>) -> impl Strategy<Value = SearchRequest> {

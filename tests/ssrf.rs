@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notification::Event;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
@@ -204,7 +204,7 @@ fn dispatcher_reason_code(error: &Error) -> &'static str {
 async fn dispatcher() -> (Dispatcher, InMemoryStore, Arc<RecordingNotifier>) {
     let store = InMemoryStore::new();
     let notifier = Arc::new(RecordingNotifier::default());
-    let dispatcher = Dispatcher::builder(Arc::new(store.clone()), notifier.clone()).build();
+    let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&notifier));
     dispatcher
         .subscribe(&SubscribeRequest::new("patient", "_create", LEGITIMATE))
         .await
@@ -250,7 +250,10 @@ fn the_matrix_has_at_least_forty_attacks_and_each_is_refused_by_the_default_poli
 #[tokio::test]
 async fn every_attack_is_a_400_invalid_endpoint_through_the_api_and_the_store_is_unchanged() {
     let (dispatcher, store, notifier) = dispatcher().await;
-    let api = Api::new(dispatcher.clone());
+    let api = Api::builder(dispatcher.clone())
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     for &(input, expected) in ATTACKS {
         let body = json!({"entityTypeName": "patient", "actionName": "_create", "endpoint": input});
         let request = Request::post(SUBSCRIBE)
@@ -354,7 +357,7 @@ mod delivery {
     use async_trait::async_trait;
     use biot_notifications::dispatcher::DeliveryOutcome;
     use biot_notifications::notification::Event;
-    use biot_notifications::notifier::http::{AddressResolver, HttpNotifier};
+    use biot_notifications::notifier::http_notifier::{AddressResolver, HttpNotifier};
     use biot_notifications::notifier::{DeliveryError, Notifier};
     use biot_notifications::{
         AddressRange, Dispatcher, Endpoint, EndpointPolicy, EndpointRejection, EventType,
@@ -557,7 +560,8 @@ mod delivery {
     fn notifier() -> (HttpNotifier, Arc<AtomicUsize>) {
         let resolver = FakeResolver::default();
         let lookups = Arc::clone(&resolver.lookups);
-        let notifier = HttpNotifier::builder(EndpointPolicy::default())
+        let notifier = HttpNotifier::builder()
+            .endpoint_policy(EndpointPolicy::default())
             .resolver(resolver)
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(2))

@@ -172,7 +172,7 @@ async fn stress(store: Arc<dyn SubscriptionStore>) {
     // Lets other tasks run mid-delivery, so dispatches overlap with writes.
     let notifier = Arc::new(RecordingNotifier::yielding());
     let shared = Arc::new(Shared {
-        dispatcher: Dispatcher::builder(Arc::clone(&store), notifier.clone()).build(),
+        dispatcher: Dispatcher::new(Arc::clone(&store), notifier.clone()),
         identities: identities(),
         histories: (0..IDENTITIES).map(|_| Default::default()).collect(),
         clock: Clock::default(),

@@ -1,6 +1,8 @@
 //! Authorisation: the [`Permission`] each call needs, the host's [`Authorizer`] that
-//! checks it, and the [`AuthorizationError`] it refuses or fails with.
+//! checks it, the [`AuthorizationError`] it refuses or fails with, and [`AllowEveryone`],
+//! the named choice to check nothing.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use super::{Api, ApiError};
+use crate::dispatcher::shared::into_shared;
 use crate::wire_error::{BiotError, BoxError};
 
 /// A BioT permission a subscription call requires; what an [`Authorizer`] is asked about.
@@ -123,6 +126,55 @@ macro_rules! forward_authorizer {
 
 forward_authorizer!(Arc, Box);
 
+/// The authorizer that allows every call: anyone who can reach the API may subscribe,
+/// unsubscribe and search. For local development and tests only.
+///
+/// There is no default authorizer: an [`Api`] is built with the host's token check or
+/// with this one, by name, so that an open API is always a visible choice.
+///
+/// ```
+/// use biot_notifications::api::{AllowEveryone, Api};
+/// use biot_notifications::notifier::DiscardingNotifier;
+/// use biot_notifications::{Dispatcher, InMemoryStore};
+///
+/// let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+///     .authorizer(AllowEveryone)
+///     .build()?;
+/// # let _ = api;
+/// # Ok::<(), biot_notifications::api::ApiBuildError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowEveryone;
+
+#[async_trait]
+impl Authorizer for AllowEveryone {
+    async fn authorize(&self, _: &Parts, _: Permission) -> Result<(), AuthorizationError> {
+        Ok(())
+    }
+}
+
+/// How an [`Api`] checks callers: not at all, as chosen with [`AllowEveryone`], or
+/// through the host's authorizer.
+#[derive(Clone, Debug)]
+pub(super) enum Authorization {
+    /// [`AllowEveryone`]: nothing to call (and no future to box per request).
+    Everyone,
+    /// The host's authorizer.
+    Checked(Arc<dyn Authorizer>),
+}
+
+impl Authorization {
+    pub(super) fn of<A: Authorizer>(authorizer: A) -> Self {
+        if (&authorizer as &dyn Any).is::<AllowEveryone>() {
+            Authorization::Everyone
+        } else {
+            Authorization::Checked(into_shared(authorizer, |authorizer| {
+                Arc::new(authorizer) as Arc<dyn Authorizer>
+            }))
+        }
+    }
+}
+
 impl Api {
     pub(super) async fn authorize(
         &self,
@@ -131,8 +183,9 @@ impl Api {
     ) -> Result<(), ApiError> {
         // Through the trait object, not the `Arc`'s forwarding implementation, which
         // would box a second future around the authorizer's.
-        let Some(authorizer) = self.inner.authorizer.as_deref() else {
-            return Ok(());
+        let authorizer = match &self.inner.authorization {
+            Authorization::Everyone => return Ok(()),
+            Authorization::Checked(authorizer) => &**authorizer,
         };
         Ok(authorizer.authorize(parts, permission).await?)
     }

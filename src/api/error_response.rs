@@ -26,20 +26,63 @@ const REDACTED: &str = "[redacted]";
 /// any of the crate's errors (anything that implements [`BiotError`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ErrorResponse {
     /// BioT's error code, e.g. `INVALID_ACTION_NAME`.
     pub code: String,
     /// A sentence for people.
     pub message: String,
-    /// The service that answered (see [`Api::service_name`]).
+    /// The service that answered (see [`ApiBuilder::service_name`](super::ApiBuilder::service_name)).
     pub service_name: String,
     /// The request's trace id: from its `traceparent`, or generated.
     pub trace_id: String,
-    /// The deployment (see [`Api::environment`]).
+    /// The deployment (see [`ApiBuilder::environment`](super::ApiBuilder::environment)).
     pub environment: String,
     /// Machine-readable particulars of the error; empty for internal errors.
     #[serde(default)]
     pub details: Map<String, Value>,
+}
+
+impl ErrorResponse {
+    /// An error body with `code`, `message` and `trace_id`, the default service name
+    /// ([`DEFAULT_SERVICE_NAME`](super::DEFAULT_SERVICE_NAME)) and environment
+    /// ([`DEFAULT_ENVIRONMENT`](super::DEFAULT_ENVIRONMENT)), and no details; for a host
+    /// answering BioT's way on routes of its own.
+    pub fn new(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        trace_id: impl Into<String>,
+    ) -> Self {
+        ErrorResponse {
+            code: code.into(),
+            message: message.into(),
+            service_name: super::DEFAULT_SERVICE_NAME.to_owned(),
+            trace_id: trace_id.into(),
+            environment: super::DEFAULT_ENVIRONMENT.to_owned(),
+            details: Map::new(),
+        }
+    }
+
+    /// The same body with another `serviceName`.
+    #[must_use]
+    pub fn with_service_name(mut self, service_name: impl Into<String>) -> Self {
+        self.service_name = service_name.into();
+        self
+    }
+
+    /// The same body with another `environment`.
+    #[must_use]
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = environment.into();
+        self
+    }
+
+    /// The same body with these `details`.
+    #[must_use]
+    pub fn with_details(mut self, details: Map<String, Value>) -> Self {
+        self.details = details;
+        self
+    }
 }
 
 /// What went wrong, attached to the extensions of every error response for the host's
@@ -53,10 +96,12 @@ pub struct ErrorResponse {
 /// # futures_util::FutureExt::now_or_never(async {
 /// # use biot_notifications::notifier::DiscardingNotifier;
 /// # use biot_notifications::{Dispatcher, InMemoryStore};
-/// use biot_notifications::api::{Api, ErrorReport};
+/// use biot_notifications::api::{AllowEveryone, Api, ErrorReport};
 /// use biot_notifications::BiotError;
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
+/// let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+///     .authorizer(AllowEveryone)
+///     .build()?;
 /// let response = api.handle(http::Request::get("/nowhere").body(String::new())?).await;
 /// let report = response.extensions().get::<ErrorReport>().expect("every error has a report");
 /// assert_eq!(report.error().code(), "NOT_FOUND");

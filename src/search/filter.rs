@@ -26,10 +26,9 @@ use super::{Direction, SortField};
 /// ```
 /// use biot_notifications::search::FilterCondition;
 ///
-/// let not_internal = FilterCondition {
-///     not_in: Some(vec!["https://internal.example.com/hook".into()]),
-///     ..FilterCondition::like("example.com")
-/// };
+/// // Conditions combine by setting more than one field.
+/// let mut not_internal = FilterCondition::like("example.com");
+/// not_internal.not_in = Some(vec!["https://internal.example.com/hook".into()]);
 /// assert_eq!(
 ///     serde_json::to_value(&not_internal).unwrap(),
 ///     serde_json::json!({"notIn": ["https://internal.example.com/hook"], "like": "example.com"}),
@@ -37,6 +36,7 @@ use super::{Direction, SortField};
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "Value")]
+#[non_exhaustive]
 pub struct FilterCondition {
     /// The field equals this value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +138,7 @@ impl TryFrom<Value> for FilterCondition {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Value")]
+#[non_exhaustive]
 pub struct SortOrder {
     /// The property sorted by.
     pub prop: SortField,

@@ -103,6 +103,16 @@ pub use store_error::StoreError;
 /// fallible: a backend's own failures are reported as [`StoreError::Backend`] (build one
 /// with [`StoreError::backend`]); the other errors each method may return are listed on
 /// it.
+///
+/// # Growing this trait
+///
+/// Backends live outside this crate, so the trait grows without breaking them: a method
+/// added in a minor release always comes with a default implementation (built on the
+/// methods already here, or answering that the backend does not support it), and the
+/// forwarding implementations for `Arc` and `Box` forward it. A backend that wants the
+/// new behaviour overrides the default when it is ready; one that does nothing keeps
+/// compiling and keeps its meaning. Removing a method, or changing a signature, waits
+/// for a major release.
 #[async_trait]
 pub trait SubscriptionStore: fmt::Debug + Send + Sync + 'static {
     /// Adds a subscription.

@@ -20,6 +20,7 @@ use crate::wire_error::echo;
 /// offending attribute (plain serde works too, with serde's own messages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct SubscribeRequest {
     /// The entity type, e.g. `patient`.
     pub entity_type_name: String,
