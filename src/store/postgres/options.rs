@@ -72,10 +72,11 @@ impl PostgresOptions {
         self
     }
 
-    /// The most connections the pool [`connect`](Self::connect) builds may hold.
-    /// (A pool passed to [`with_pool`](Self::with_pool) keeps its own size.)
+    /// The most connections the pool [`connect`](Self::connect) builds may hold; zero
+    /// is refused there. (A pool passed to [`with_pool`](Self::with_pool) keeps its own
+    /// size.)
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = Some(max.max(1));
+        self.max_connections = Some(max);
         self
     }
 
@@ -87,9 +88,16 @@ impl PostgresOptions {
     ///
     /// # Errors
     /// [`PostgresSetupError::InvalidUrl`] when the URL is invalid,
-    /// [`PostgresSetupError::Pool`] when no pool can be built from it, or as
-    /// [`with_pool`](Self::with_pool).
+    /// [`PostgresSetupError::Pool`] when no pool can be built from it,
+    /// [`PostgresSetupError::Zero`] for a zero `max_connections` or `operation_timeout`,
+    /// or as [`with_pool`](Self::with_pool).
     pub async fn connect(self, url: &str) -> Result<PostgresStore, PostgresSetupError> {
+        if self.max_connections == Some(0) {
+            return Err(PostgresSetupError::Zero {
+                option: "max_connections",
+            });
+        }
+        self.check_operation_timeout()?;
         let mut config = tokio_postgres::Config::from_str(url).map_err(|source| {
             PostgresSetupError::InvalidUrl {
                 source: source.into(),
@@ -116,13 +124,26 @@ impl PostgresOptions {
         self.with_pool(pool).await
     }
 
+    /// A zero operation timeout would fail every operation: refused when the store is
+    /// built, like the other builders' zero values.
+    fn check_operation_timeout(&self) -> Result<(), PostgresSetupError> {
+        if self.operation_timeout.is_zero() {
+            return Err(PostgresSetupError::Zero {
+                option: "operation_timeout",
+            });
+        }
+        Ok(())
+    }
+
     /// Uses `pool` and migrates the schema.
     ///
     /// # Errors
+    /// [`PostgresSetupError::Zero`] for a zero `operation_timeout`;
     /// [`PostgresSetupError::InvalidSchemaName`] when the schema name is not acceptable;
     /// [`PostgresSetupError::Store`] when no connection can be had within the operation
     /// timeout, or the migration fails.
     pub async fn with_pool(self, pool: Pool) -> Result<PostgresStore, PostgresSetupError> {
+        self.check_operation_timeout()?;
         if !is_schema_name(&self.schema) {
             return Err(PostgresSetupError::InvalidSchemaName {
                 name: echo(&self.schema),
@@ -192,6 +213,13 @@ pub enum PostgresSetupError {
         name: String,
     },
 
+    /// An option that must be greater than zero is zero.
+    #[error("the PostgreSQL store option `{option}` must be greater than zero")]
+    Zero {
+        /// The option, as the builder method is named.
+        option: &'static str,
+    },
+
     /// The database could not be reached within the operation timeout, or the migration
     /// failed.
     #[error(transparent)]
@@ -201,6 +229,35 @@ pub enum PostgresSetupError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn zero_options_are_refused_before_anything_connects() {
+        // An unreachable address: the checks must answer before any connection is tried.
+        let url = "postgres://nobody@127.0.0.1:1/none";
+        let err = PostgresOptions::new()
+            .max_connections(0)
+            .connect(url)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the PostgreSQL store option `max_connections` must be greater than zero"
+        );
+        let err = PostgresOptions::new()
+            .operation_timeout(Duration::ZERO)
+            .connect(url)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PostgresSetupError::Zero {
+                    option: "operation_timeout"
+                }
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn schema_names_are_plain_lower_case_identifiers() {
