@@ -68,7 +68,7 @@
 //!
 //! - [`http`] 1: requests, responses, [`StatusCode`](http::StatusCode), methods,
 //!   header values, and [`request::Parts`](http::request::Parts) (what an
-//!   [`Authorizer`](api::Authorizer) sees); [`http_body`] 1's `Body` as the bound on
+//!   [`Authorizer`] sees); [`http_body`] 1's `Body` as the bound on
 //!   request bodies; [`bytes::Bytes`] for bodies; `http_body_util::Full` as the `tower`
 //!   service's response body.
 //! - [`serde_json::Value`] and `serde_json::Map` for entities, additional data, extra
