@@ -15,7 +15,7 @@
 
 mod common;
 
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{FilterCondition, SearchField, SearchRequest, SearchResponse};
 use biot_notifications::store::InMemoryStore;
@@ -35,7 +35,10 @@ fn subscribe(c: &mut Criterion) {
     for total in [1_000, scaled(100_000)] {
         let fixture = SubscribeFixture::new(total);
         let dispatcher = Dispatcher::new(fixture.store.clone(), DiscardingNotifier);
-        let api = Api::new(dispatcher.clone());
+        let api = Api::builder(dispatcher.clone())
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap();
         group.bench_function(
             BenchmarkId::new("parse+Dispatcher::subscribe", total),
             |b| {
@@ -72,7 +75,10 @@ fn search(c: &mut Criterion) {
         );
     }
     let dispatcher = Dispatcher::new(store, DiscardingNotifier);
-    let api = Api::new(dispatcher.clone());
+    let api = Api::builder(dispatcher.clone())
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
 
     let cases = [
         ("first-page", SearchRequest::new().with_limit(100)),

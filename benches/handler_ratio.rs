@@ -24,7 +24,7 @@ mod common;
 use std::cell::Cell;
 use std::time::Duration;
 
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::{Dispatcher, EndpointPolicy};
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -39,7 +39,10 @@ fn handler_ratio(c: &mut Criterion<Ratio>) {
     for total in [1_000, scaled(100_000)] {
         let fixture = SubscribeFixture::new(total);
         let dispatcher = Dispatcher::new(fixture.store.clone(), DiscardingNotifier);
-        let api = Api::new(dispatcher.clone());
+        let api = Api::builder(dispatcher.clone())
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap();
         // Which side goes first in the next chunk, carried from sample to sample so that
         // neither side opens more samples than the other.
         let handler_first = Cell::new(false);

@@ -23,7 +23,7 @@
 
 mod common;
 
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::store::InMemoryStore;
 use biot_notifications::{Dispatcher, EndpointPolicy};
@@ -111,7 +111,10 @@ fn main() {
     let subscriber = Subscriber {
         store: fixture.store.clone(),
         policy: EndpointPolicy::default(),
-        api: Api::new(dispatcher.clone()),
+        api: Api::builder(dispatcher.clone())
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap(),
         dispatcher,
     };
     fixture.time(

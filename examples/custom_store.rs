@@ -6,10 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_trait::async_trait;
-use biot_notifications::search::{Page, SearchRequest};
-use biot_notifications::store::SubscriptionStore;
-use biot_notifications::{Error, EventType, Subscription, SubscriptionKey};
+// Everything a store needs, from the crate root in one line.
+use biot_notifications::prelude::*;
 use uuid::Uuid;
 
 /// Every subscription in memory, mirrored to one JSON file.
@@ -24,12 +22,14 @@ impl JsonFileStore {
 
     /// Opens the store, loading the file when it exists. Loading validates every
     /// subscription: `Subscription` cannot be deserialised otherwise.
-    fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+    fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_owned();
         let subscriptions: Vec<Subscription> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::store(Self::NAME, e))?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::backend(Self::NAME, e))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::store(Self::NAME, e)),
+            Err(e) => return Err(StoreError::backend(Self::NAME, e)),
         };
         Ok(JsonFileStore {
             path,
@@ -37,31 +37,30 @@ impl JsonFileStore {
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Vec<Arc<Subscription>>>, Error> {
+    fn lock(&self) -> Result<MutexGuard<'_, Vec<Arc<Subscription>>>, StoreError> {
         self.subscriptions
             .lock()
-            .map_err(|_| Error::store(Self::NAME, "a writer panicked"))
+            .map_err(|_| StoreError::backend(Self::NAME, "a writer panicked"))
     }
 
     /// Writes the whole list to a temporary file and renames it over the old one, so
     /// a crash leaves either the old or the new file, never half of one.
-    fn persist(&self, subscriptions: &[Arc<Subscription>]) -> Result<(), Error> {
+    fn persist(&self, subscriptions: &[Arc<Subscription>]) -> Result<(), StoreError> {
         let plain: Vec<&Subscription> = subscriptions.iter().map(|s| &**s).collect();
-        let json = serde_json::to_vec_pretty(&plain).map_err(|e| Error::store(Self::NAME, e))?;
+        let json =
+            serde_json::to_vec_pretty(&plain).map_err(|e| StoreError::backend(Self::NAME, e))?;
         let temporary = self.path.with_extension("tmp");
-        std::fs::write(&temporary, json).map_err(|e| Error::store(Self::NAME, e))?;
-        std::fs::rename(&temporary, &self.path).map_err(|e| Error::store(Self::NAME, e))
+        std::fs::write(&temporary, json).map_err(|e| StoreError::backend(Self::NAME, e))?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| StoreError::backend(Self::NAME, e))
     }
 }
 
 #[async_trait]
 impl SubscriptionStore for JsonFileStore {
-    async fn insert(&self, subscription: Subscription) -> Result<(), Error> {
+    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
         let mut subscriptions = self.lock()?;
         if subscriptions.iter().any(|s| s.key() == subscription.key()) {
-            return Err(Error::AlreadyExists {
-                subscription: Box::new(subscription.key().clone()),
-            });
+            return Err(StoreError::already_exists(subscription.key()));
         }
         subscriptions.push(Arc::new(subscription));
         if let Err(e) = self.persist(&subscriptions) {
@@ -72,14 +71,12 @@ impl SubscriptionStore for JsonFileStore {
         Ok(())
     }
 
-    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
         let mut subscriptions = self.lock()?;
         let position = subscriptions
             .iter()
             .position(|s| s.key() == key)
-            .ok_or_else(|| Error::NotFound {
-                subscription: Box::new(key.clone()),
-            })?;
+            .ok_or_else(|| StoreError::not_found(key))?;
         let removed = subscriptions.remove(position);
         if let Err(e) = self.persist(&subscriptions) {
             subscriptions.insert(position, removed);
@@ -88,7 +85,7 @@ impl SubscriptionStore for JsonFileStore {
         Ok(Arc::unwrap_or_clone(removed))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
         Ok(self
             .lock()?
             .iter()
@@ -100,7 +97,7 @@ impl SubscriptionStore for JsonFileStore {
         &self,
         event_type: EventType,
         template: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         Ok(self
             .lock()?
             .iter()
@@ -109,12 +106,12 @@ impl SubscriptionStore for JsonFileStore {
             .collect())
     }
 
-    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         // The crate's shared evaluator: search in one line.
         Ok(request.evaluate(self.lock()?.iter().map(|s| &**s)))
     }
 
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.len() as u64)
     }
 }

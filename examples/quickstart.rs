@@ -3,9 +3,6 @@
 //!
 //! Run it with `cargo run --example quickstart`.
 
-use std::num::NonZeroUsize;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use biot_notifications::notification::{Event, PreparedNotification};
 use biot_notifications::notifier::{DeliveryError, Notifier};
@@ -55,11 +52,10 @@ impl TokenProvider for StaticToken {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dispatcher =
-        Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(PrintingNotifier))
-            .max_in_flight(NonZeroUsize::new(8).expect("not zero"))
-            .token_provider(Arc::new(StaticToken))
-            .build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), PrintingNotifier)
+        .max_in_flight(8)
+        .token_provider(StaticToken)
+        .build()?;
 
     println!("== subscribing");
     let requests = [

@@ -2,25 +2,42 @@
 //! delivery over HTTP(S) through the delivery engine, subscriptions in memory.
 //!
 //! ```sh
-//! cargo run --example server --features axum,http-notifier,metrics -- [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
-//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --database-url postgres://...
-//! cargo run --example server --features axum,http-notifier,metrics,jwt -- --signing-key service.key.pem --api-public-key biot.pub.pem
+//! cargo run --example server --features axum,http-notifier,metrics -- --api-token TOKEN [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
+//! cargo run --example server --features axum,http-notifier,metrics -- --no-auth --allow-private-endpoints
+//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --api-token TOKEN --database-url postgres://...
+//! cargo run --example server --features axum,http-notifier,metrics,jwt -- --api-public-key biot.pub.pem --signing-key service.key.pem
 //! ```
+//!
+//! The server refuses to start until it is told who may call its API:
+//!
+//! - `--api-token TOKEN` (or `BIOT_API_TOKEN`): every subscription call, and the event
+//!   route below, must carry `Authorization: Bearer TOKEN`. A static shared secret, the
+//!   example's stand-in for verifying BioT's JWTs.
+//! - `--api-public-key PATH` (needs the `jwt` feature): BioT's tokens. Every
+//!   subscription call must carry `Authorization: Bearer <token>` signed (RS512) by this
+//!   public key (PEM, or BioT's bare base64), unexpired, with the route's permission in
+//!   its `scopes`; the event route below asks for `DISPATCHER_SUBSCRIPTIONS_SUBSCRIBE`.
+//! - `--no-auth`: no check at all; anyone who can reach the server may subscribe,
+//!   unsubscribe, search and trigger events. For local development only: the server says
+//!   so on stderr when it starts.
+//!
+//! The other options:
 //!
 //! - `--listen ADDR`: where to serve (default `127.0.0.1:8080`).
 //! - `--allow-private-endpoints`: accept plugins on loopback and private hosts over plain
 //!   `http`, for plugins on your own machine. Never in production.
 //! - `--database-url URL` (or `DATABASE_URL`): keep subscriptions in PostgreSQL, shared
 //!   by every instance pointed at it (needs the `postgres` feature).
+//!
+//! The endpoint policy (strict, or loosened by `--allow-private-endpoints`) is given
+//! once, to the HTTP notifier; the dispatcher validates subscriptions against the same
+//! policy.
 //! - `--shutdown-deadline SECONDS`: how long Ctrl-C lets queued and running deliveries
 //!   finish before the rest is abandoned (default 10).
 //! - `--signing-key PATH` (needs the `jwt` feature): the service's RSA private key
 //!   (PEM). Every notification then carries a signed `jwt` (RS512, `ACTION_NOTIFICATION`,
 //!   five minutes, reused until shortly before expiry), which BioT's plugins require.
 //!   Without it the notifications carry none, and the server warns.
-//! - `--api-public-key PATH` (needs the `jwt` feature): the public key (PEM or BioT's
-//!   bare base64) of the tokens the API accepts: every subscription call must carry
-//!   `Authorization: Bearer <token>` signed by it, with the route's permission.
 //!
 //! Besides BioT's routes under `/dispatcher`, the example serves:
 //!
@@ -42,17 +59,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use biot_notifications::api::{self, Api, ErrorResponse};
+use biot_notifications::api::{
+    self, AllowEveryone, Api, AuthorizationError, Authorizer, ErrorResponse, Permission,
+};
 use biot_notifications::delivery::DeliveryEngine;
 use biot_notifications::notification::{Event, TraceParent, TRACEPARENT};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::{
-    Dispatcher, EndpointPolicy, Error, EventType, InMemoryStore, SubscriptionStore,
+    BiotError, Dispatcher, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
@@ -62,13 +82,23 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Who may call the API: the one choice the server will not make by itself.
+enum Access {
+    /// Callers must present this bearer token.
+    Token(StaticBearerToken),
+    /// Callers must present a BioT token signed by this public key (`--api-public-key`).
+    PublicKey(String),
+    /// Anyone may call (`--no-auth`).
+    Everyone,
+}
+
 struct Options {
+    access: Option<Access>,
     listen: SocketAddr,
     allow_private_endpoints: bool,
     database_url: Option<String>,
     shutdown_deadline: Duration,
     signing_key: Option<String>,
-    api_public_key: Option<String>,
 }
 
 fn read_key(flag: &str, path: Option<String>) -> Result<String, String> {
@@ -77,7 +107,12 @@ fn read_key(flag: &str, path: Option<String>) -> Result<String, String> {
 }
 
 fn parse_args() -> Result<Options, String> {
+    let mut api_token = std::env::var("BIOT_API_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
+    let mut no_auth = false;
     let mut options = Options {
+        access: None,
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         allow_private_endpoints: false,
         database_url: std::env::var("DATABASE_URL")
@@ -85,8 +120,8 @@ fn parse_args() -> Result<Options, String> {
             .filter(|url| !url.is_empty()),
         shutdown_deadline: Duration::from_secs(10),
         signing_key: None,
-        api_public_key: None,
     };
+    let mut api_public_key = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -99,6 +134,12 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--listen {value}: {e}"))?;
             }
             "--allow-private-endpoints" => options.allow_private_endpoints = true,
+            "--api-token" => {
+                api_token = Some(args.next().ok_or("--api-token needs a token")?);
+            }
+            "--no-auth" => no_auth = true,
+            "--api-public-key" => api_public_key = Some(read_key(&arg, args.next())?),
+            "--signing-key" => options.signing_key = Some(read_key(&arg, args.next())?),
             "--database-url" => {
                 options.database_url = Some(args.next().ok_or("--database-url needs a URL")?);
             }
@@ -112,16 +153,89 @@ fn parse_args() -> Result<Options, String> {
                 options.shutdown_deadline = Duration::try_from_secs_f64(seconds)
                     .map_err(|e| format!("--shutdown-deadline {value}: {e}"))?;
             }
-            "--signing-key" => options.signing_key = Some(read_key(&arg, args.next())?),
-            "--api-public-key" => options.api_public_key = Some(read_key(&arg, args.next())?),
             "--help" | "-h" => return Err(
-                "usage: server [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS] [--signing-key PATH] [--api-public-key PATH]"
+                "usage: server (--api-token TOKEN | --api-public-key PATH | --no-auth) [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS] [--signing-key PATH]"
                     .to_owned(),
             ),
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }
     }
+    options.access = match (api_token, api_public_key, no_auth) {
+        (Some(token), None, false) => Some(Access::Token(StaticBearerToken::new(token)?)),
+        (None, Some(key), false) => Some(Access::PublicKey(key)),
+        (None, None, true) => Some(Access::Everyone),
+        (None, None, false) => None,
+        _ => {
+            return Err(
+                "give one of --api-token (or BIOT_API_TOKEN), --api-public-key or --no-auth"
+                    .to_owned(),
+            )
+        }
+    };
     Ok(options)
+}
+
+/// The example's authorizer: one shared bearer token, allowed every permission. A real
+/// service verifies BioT's JWTs (signature, expiry, the route's permission) instead.
+#[derive(Clone)]
+struct StaticBearerToken {
+    token: Arc<str>,
+}
+
+impl std::fmt::Debug for StaticBearerToken {
+    // Never the token itself: debug output ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticBearerToken").finish_non_exhaustive()
+    }
+}
+
+impl StaticBearerToken {
+    fn new(token: String) -> Result<Self, String> {
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "--api-token: use at least 16 printable ASCII characters without spaces".to_owned(),
+            );
+        }
+        Ok(StaticBearerToken {
+            token: token.into(),
+        })
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <the token>`.
+    fn admits(&self, headers: &HeaderMap) -> Result<(), AuthorizationError> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| AuthorizationError::unauthenticated("no bearer token"))?;
+        if same_secret(presented.trim().as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(AuthorizationError::unauthenticated("unknown token"))
+        }
+    }
+}
+
+/// Compares two secrets in a time that depends on their lengths only, so that a caller
+/// cannot find the token byte by byte by timing refusals.
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |differences, (a, b)| differences | (a ^ b))
+            == 0
+}
+
+#[async_trait]
+impl Authorizer for StaticBearerToken {
+    async fn authorize(
+        &self,
+        request: &http::request::Parts,
+        _: Permission,
+    ) -> Result<(), AuthorizationError> {
+        self.admits(&request.headers)
+    }
 }
 
 /// The body of the example's stand-in event route.
@@ -138,22 +252,21 @@ struct EventRequest {
 /// What the example's routes share.
 #[derive(Clone)]
 struct AppState {
-    api: Api,
+    /// The API's authorizer, which the event route asks too; `None` under `--no-auth`.
+    authorizer: Option<Arc<dyn Authorizer>>,
     dispatcher: Dispatcher,
     engine: DeliveryEngine,
     prometheus: PrometheusHandle,
 }
 
 /// BioT's error body for `error`, with the trace id the caller can quote.
-fn error_response(error: &Error, trace_id: String) -> Response {
-    let body = ErrorResponse {
-        code: error.code().to_owned(),
-        message: error.to_string(),
-        service_name: api::DEFAULT_SERVICE_NAME.to_owned(),
-        trace_id,
-        environment: api::DEFAULT_ENVIRONMENT.to_owned(),
-        details: error.details(),
-    };
+fn error_response(error: &dyn BiotError, trace_id: String) -> Response {
+    let body = ErrorResponse::from_error(
+        error,
+        api::DEFAULT_SERVICE_NAME,
+        api::DEFAULT_ENVIRONMENT,
+        &trace_id,
+    );
     let mut response = (error.status(), Json(body)).into_response();
     if error.status() == StatusCode::SERVICE_UNAVAILABLE {
         response
@@ -179,6 +292,14 @@ async fn trigger_event(
             .unwrap_or_else(TraceParent::generate)
             .trace_id_hex()
     };
+    if let Some(authorizer) = &state.authorizer {
+        // The stand-in route has no permission of its own: it asks for subscribe's.
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.headers = headers.clone();
+        if let Err(refused) = authorizer.authorize(&parts, Permission::Subscribe).await {
+            return error_response(&refused, trace_id());
+        }
+    }
     let event_type = match EventType::parse(&request.entity_type_name, &request.action_name) {
         Ok(event_type) => event_type,
         Err(err) => return error_response(&err, trace_id()),
@@ -211,7 +332,7 @@ async fn trigger_event(
                 .event()
                 .traceparent()
                 .map_or_else(trace_id, |t| t.trace_id_hex());
-            error_response(&Error::from(refused), trace_id)
+            error_response(&refused, trace_id)
         }
     }
 }
@@ -228,13 +349,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The example's whole app: BioT's API plus the stand-in event route and the metrics.
-fn app(state: AppState) -> Router {
-    let api = state.api.clone();
-    Router::new()
+fn app(state: AppState) -> Result<Router, api::ApiBuildError> {
+    let api = Api::builder(state.dispatcher.clone());
+    let api = match &state.authorizer {
+        Some(authorizer) => api.authorizer(Arc::clone(authorizer)),
+        None => api.authorizer(AllowEveryone),
+    };
+    let api = api.build()?;
+    Ok(Router::new()
         .route("/dispatcher/v1/events", post(trigger_event))
         .route("/metrics", get(metrics))
         .with_state(state)
-        .merge(api::router(api))
+        .merge(api::router(api)))
 }
 
 /// PostgreSQL when a database URL is given, memory otherwise.
@@ -281,14 +407,14 @@ fn signing_provider(
 
 /// The API's authorizer for `--api-public-key`.
 #[cfg(feature = "jwt")]
-fn token_authorizer(key: &str) -> Result<Arc<dyn api::Authorizer>, Box<dyn std::error::Error>> {
+fn token_authorizer(key: &str) -> Result<Arc<dyn Authorizer>, Box<dyn std::error::Error>> {
     use biot_notifications::token::{PublicKey, TokenAuthorizer, TokenVerifier};
     let verifier = TokenVerifier::new(PublicKey::from_pem_or_base64(key)?);
     Ok(Arc::new(TokenAuthorizer::new(verifier)))
 }
 
 #[cfg(not(feature = "jwt"))]
-fn token_authorizer(_: &str) -> Result<Arc<dyn api::Authorizer>, Box<dyn std::error::Error>> {
+fn token_authorizer(_: &str) -> Result<Arc<dyn Authorizer>, Box<dyn std::error::Error>> {
     Err("--api-public-key needs the `jwt` feature: add `--features jwt`".into())
 }
 
@@ -311,6 +437,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    let authorizer: Option<Arc<dyn Authorizer>> = match options.access {
+        Some(Access::Token(token)) => Some(Arc::new(token)),
+        Some(Access::PublicKey(key)) => {
+            println!("the API accepts BioT tokens signed by --api-public-key");
+            Some(token_authorizer(&key)?)
+        }
+        Some(Access::Everyone) => None,
+        None => {
+            eprintln!(
+                "refusing to start: nobody said who may call the API. Give --api-token TOKEN \
+                 (or BIOT_API_TOKEN) to require `Authorization: Bearer TOKEN`, \
+                 --api-public-key PATH to require BioT tokens signed by that key, or --no-auth \
+                 to let anyone in (local development only)."
+            );
+            std::process::exit(2);
+        }
+    };
     let policy = if options.allow_private_endpoints {
         println!("accepting private and plain-http endpoints (local development only)");
         EndpointPolicy::local_development()
@@ -318,22 +461,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EndpointPolicy::default()
     };
     let prometheus = PrometheusBuilder::new().install_recorder()?;
-    let notifier = HttpNotifier::new(policy.clone())?;
-    let mut dispatcher = Dispatcher::builder(
-        store(options.database_url.as_deref()).await?,
-        Arc::new(notifier),
-    )
-    .endpoint_policy(policy);
+    // The policy is given once, to the notifier, which vets every delivery with it; the
+    // dispatcher validates subscriptions against the notifier's policy.
+    let notifier = HttpNotifier::builder().endpoint_policy(policy).build()?;
+    let mut dispatcher =
+        Dispatcher::builder(store(options.database_url.as_deref()).await?, notifier);
     if let Some(pem) = &options.signing_key {
         dispatcher = dispatcher.token_provider(signing_provider(pem)?);
         println!("notifications carry a jwt signed with --signing-key");
     }
-    let dispatcher = dispatcher.build();
-    let mut api = Api::new(dispatcher.clone());
-    if let Some(key) = &options.api_public_key {
-        api = api.authorizer(token_authorizer(key)?);
-        println!("the API accepts bearer tokens signed by --api-public-key");
-    }
+    let dispatcher = dispatcher.build()?;
     // Delivers in the background on this runtime, within the engine's default bounds.
     let engine = DeliveryEngine::builder(dispatcher.clone()).build()?;
 
@@ -342,13 +479,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "dispatcher listening on http://{}/dispatcher (metrics at /metrics)",
         listener.local_addr()?
     );
+    if authorizer.is_none() {
+        eprintln!(
+            "WARNING: --no-auth: the API checks no token. ANYONE who can reach http://{}/ may \
+             subscribe, unsubscribe, search and trigger events. Local development only.",
+            listener.local_addr()?
+        );
+    }
     let state = AppState {
-        api,
+        authorizer,
         dispatcher,
         engine: engine.clone(),
         prometheus,
     };
-    axum::serve(listener, app(state))
+    axum::serve(listener, app(state)?)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

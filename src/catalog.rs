@@ -20,15 +20,17 @@
 //! // `_login` exists, but not for devices: the error lists what devices do support.
 //! let err = EventType::parse("device", "_login").unwrap_err();
 //! assert!(err.to_string().contains("_revokeCertificate"));
-//! # Ok::<(), biot_notifications::Error>(())
+//! # Ok::<(), biot_notifications::catalog::CatalogError>(())
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
 
+use http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{json, Map, Value};
 
-use crate::error::{echo, Error};
+use crate::wire_error::{details_object, echo, BiotError};
 
 /// Generates a fieldless enum from one `Variant => "wire-name"` table, with `ALL`,
 /// `as_str` and the serde/Display/FromStr impls all reading that table.
@@ -71,17 +73,17 @@ macro_rules! wire_enum {
         }
 
         impl FromStr for $name {
-            type Err = Error;
+            type Err = CatalogError;
 
-            fn from_str(s: &str) -> Result<Self, Error> {
+            fn from_str(s: &str) -> Result<Self, CatalogError> {
                 Self::parse(s)
             }
         }
 
         impl TryFrom<&str> for $name {
-            type Error = Error;
+            type Error = CatalogError;
 
-            fn try_from(s: &str) -> Result<Self, Error> {
+            fn try_from(s: &str) -> Result<Self, CatalogError> {
                 Self::parse(s)
             }
         }
@@ -170,12 +172,12 @@ impl EntityType {
     }
 
     /// Parses a wire name, with a "did you mean" hint in the error for near misses.
-    pub fn parse(s: &str) -> Result<Self, Error> {
+    pub fn parse(s: &str) -> Result<Self, CatalogError> {
         Self::ALL
             .iter()
             .copied()
             .find(|e| e.as_str() == s)
-            .ok_or_else(|| Error::InvalidEntityType {
+            .ok_or_else(|| CatalogError::InvalidEntityType {
                 value: echo(s),
                 suggestion: closest(s, Self::ALL, |e| e.as_str()),
             })
@@ -238,19 +240,19 @@ impl EntityType {
 
 impl Action {
     /// Parses an action name in its canonical (`_create`) or bare (`create`) form.
-    pub fn parse(s: &str) -> Result<Self, Error> {
+    pub fn parse(s: &str) -> Result<Self, CatalogError> {
         Self::parse_for(s, None)
     }
 
     /// Parses an action name, naming `entity_type` in the error so it can list the
     /// actions valid for it.
-    fn parse_for(s: &str, entity_type: Option<EntityType>) -> Result<Self, Error> {
+    fn parse_for(s: &str, entity_type: Option<EntityType>) -> Result<Self, CatalogError> {
         let canonical_tail = s.strip_prefix('_').unwrap_or(s);
         Self::ALL
             .iter()
             .copied()
             .find(|a| &a.as_str()[1..] == canonical_tail)
-            .ok_or_else(|| Error::InvalidAction {
+            .ok_or_else(|| CatalogError::InvalidAction {
                 value: echo(s),
                 entity_type,
                 suggestion: if is_permission_verb(s) {
@@ -283,15 +285,15 @@ impl EventType {
     /// Checks that BioT notifies `action` on `entity_type`.
     ///
     /// # Errors
-    /// [`Error::InvalidAction`] naming the actions valid for `entity_type`.
-    pub fn new(entity_type: EntityType, action: Action) -> Result<Self, Error> {
+    /// [`CatalogError::InvalidAction`] naming the actions valid for `entity_type`.
+    pub fn new(entity_type: EntityType, action: Action) -> Result<Self, CatalogError> {
         if entity_type.supports(action) {
             Ok(EventType {
                 entity_type,
                 action,
             })
         } else {
-            Err(Error::InvalidAction {
+            Err(CatalogError::InvalidAction {
                 value: action.as_str().to_owned(),
                 entity_type: Some(entity_type),
                 suggestion: None,
@@ -302,12 +304,12 @@ impl EventType {
     /// Parses a pair of wire names, as found in `entityTypeName` and `actionName`.
     ///
     /// # Errors
-    /// [`Error::InvalidEntityType`] or [`Error::InvalidAction`], with hints.
-    pub fn parse(entity_type: &str, action: &str) -> Result<Self, Error> {
+    /// [`CatalogError::InvalidEntityType`] or [`CatalogError::InvalidAction`], with hints.
+    pub fn parse(entity_type: &str, action: &str) -> Result<Self, CatalogError> {
         let entity_type = EntityType::parse(entity_type)?;
         let parsed = Action::parse_for(action, Some(entity_type))?;
         // Report the caller's own spelling, not the canonical one.
-        Self::new(entity_type, parsed).map_err(|_| Error::InvalidAction {
+        Self::new(entity_type, parsed).map_err(|_| CatalogError::InvalidAction {
             value: echo(action),
             entity_type: Some(entity_type),
             suggestion: None,
@@ -374,10 +376,109 @@ impl From<EventType> for (EntityType, Action) {
 }
 
 impl TryFrom<(EntityType, Action)> for EventType {
-    type Error = Error;
+    type Error = CatalogError;
 
-    fn try_from((entity_type, action): (EntityType, Action)) -> Result<Self, Error> {
+    fn try_from((entity_type, action): (EntityType, Action)) -> Result<Self, CatalogError> {
         EventType::new(entity_type, action)
+    }
+}
+
+/// A name that is not in BioT's catalog: the catalog layer's error.
+///
+/// Answered `400` with code `INVALID_ENTITY_TYPE_NAME` or `INVALID_ACTION_NAME`, and
+/// details naming the valid names and, for a near miss, the likely meaning.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// `entityTypeName` is not one of BioT's entity types.
+    #[error(
+        "`{value}` is not a BioT entity type{}; valid entity types are: {}",
+        hint(suggestion),
+        join(EntityType::ALL)
+    )]
+    InvalidEntityType {
+        /// The rejected input (truncated when long).
+        value: String,
+        /// The entity type a near miss most likely meant.
+        suggestion: Option<EntityType>,
+    },
+
+    /// `actionName` is unknown, or not notified for the entity type.
+    #[error("{}", action_message(value, *entity_type, suggestion))]
+    InvalidAction {
+        /// The rejected input (truncated when long).
+        value: String,
+        /// The entity type the action was given for, when known.
+        entity_type: Option<EntityType>,
+        /// The action a near miss most likely meant.
+        suggestion: Option<Action>,
+    },
+}
+
+impl BiotError for CatalogError {
+    fn code(&self) -> &'static str {
+        match self {
+            CatalogError::InvalidEntityType { .. } => "INVALID_ENTITY_TYPE_NAME",
+            CatalogError::InvalidAction { .. } => "INVALID_ACTION_NAME",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        details_object(match self {
+            CatalogError::InvalidEntityType { value, suggestion } => json!({
+                "invalidEntityType": value,
+                "validEntityTypes": EntityType::ALL,
+                "suggestion": suggestion,
+            }),
+            CatalogError::InvalidAction {
+                value,
+                entity_type,
+                suggestion,
+            } => json!({
+                "invalidActionName": value,
+                "validActionNames": entity_type.map_or(Action::ALL, EntityType::actions),
+                "entityTypeName": entity_type,
+                "suggestion": suggestion,
+            }),
+        })
+    }
+}
+
+fn hint<T: fmt::Display>(suggestion: &Option<T>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn action_message(
+    value: &str,
+    entity_type: Option<EntityType>,
+    suggestion: &Option<Action>,
+) -> String {
+    match entity_type {
+        Some(entity_type) => format!(
+            "`{value}` is not a notification action of `{entity_type}`{}; valid actions are: {}",
+            hint(suggestion),
+            join(entity_type.actions())
+        ),
+        None => format!(
+            "`{value}` is not a BioT notification action{}; valid actions are: {}",
+            hint(suggestion),
+            join(Action::ALL)
+        ),
     }
 }
 
@@ -443,6 +544,29 @@ mod tests {
         for (i, event) in all.iter().enumerate() {
             assert_eq!(event.index(), i);
         }
+    }
+
+    #[test]
+    fn name_errors_are_400s_whose_details_list_the_valid_names() {
+        let err = EntityType::parse("usageSession").unwrap_err();
+        assert_eq!(err.code(), "INVALID_ENTITY_TYPE_NAME");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.details()["invalidEntityType"], "usageSession");
+        assert_eq!(err.details()["suggestion"], "usage-session");
+        assert_eq!(
+            err.details()["validEntityTypes"].as_array().unwrap().len(),
+            11
+        );
+
+        let err = EventType::parse("device", "_read").unwrap_err();
+        assert_eq!(err.code(), "INVALID_ACTION_NAME");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let details = err.details();
+        assert_eq!(details["invalidActionName"], "_read");
+        assert_eq!(details["entityTypeName"], "device");
+        assert_eq!(details["validActionNames"].as_array().unwrap().len(), 7);
+        // No near miss: no `suggestion` member at all, rather than a `null`.
+        assert!(!details.contains_key("suggestion"));
     }
 
     #[test]

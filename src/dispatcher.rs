@@ -13,7 +13,6 @@
 //! future cancels the deliveries it has not finished.
 
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,15 +23,19 @@ use serde::{Serialize, Serializer};
 use tracing::Instrument;
 
 use crate::catalog::EventType;
-use crate::endpoint::EndpointPolicy;
+use crate::endpoint::{EndpointPolicy, InvalidEndpoint};
 use crate::error::{BoxError, Error};
 use crate::notification::{Event, PreparedNotification};
 use crate::notifier::{DeliveryError, Notifier};
 use crate::search::{Page, SearchRequest};
 use crate::store::SubscriptionStore;
-use crate::subscription::{SubscribeRequest, Subscription, UnsubscribeRequest};
+use crate::subscription::{SubscribeRequest, Subscription, SubscriptionKey, UnsubscribeRequest};
 
 pub(crate) mod attempt;
+mod builder;
+pub(crate) mod shared;
+
+pub use builder::{DispatcherBuildError, DispatcherBuilder};
 
 /// How many deliveries of one event run at once unless configured otherwise.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
@@ -51,6 +54,19 @@ pub trait TokenProvider: fmt::Debug + Send + Sync + 'static {
     async fn token(&self, event: &Event) -> Result<String, BoxError>;
 }
 
+macro_rules! forward_token_provider {
+    ($($pointer:ident),+) => {$(
+        #[async_trait]
+        impl<T: TokenProvider + ?Sized> TokenProvider for $pointer<T> {
+            async fn token(&self, event: &Event) -> Result<String, BoxError> {
+                (**self).token(event).await
+            }
+        }
+    )+};
+}
+
+forward_token_provider!(Arc, Box);
+
 /// The notification dispatcher. Cheap to clone: clones share the store, notifier and options.
 ///
 /// ```
@@ -60,7 +76,7 @@ pub trait TokenProvider: fmt::Debug + Send + Sync + 'static {
 /// use biot_notifications::store::InMemoryStore;
 /// use biot_notifications::{Action, Dispatcher, EntityType, EventType, SubscribeRequest};
 ///
-/// // A real dispatcher delivers over HTTP (`notifier::http::HttpNotifier`).
+/// // A real dispatcher delivers over HTTP (`notifier::http_notifier::HttpNotifier`).
 /// let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
 /// dispatcher
 ///     .subscribe(&SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook"))
@@ -81,7 +97,7 @@ struct Inner {
     store: Arc<dyn SubscriptionStore>,
     notifier: Arc<dyn Notifier>,
     policy: EndpointPolicy,
-    max_in_flight: NonZeroUsize,
+    max_in_flight: usize,
     token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
@@ -98,29 +114,27 @@ impl fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher with the default options: strict endpoint policy,
-    /// [`DEFAULT_MAX_IN_FLIGHT`] deliveries at once, no token.
+    /// A dispatcher with the default options: the notifier's endpoint policy (strict
+    /// when it has none), [`DEFAULT_MAX_IN_FLIGHT`] deliveries at once, no token.
+    ///
+    /// The store and the notifier are taken by value, as by [`builder`](Self::builder):
+    /// the store itself (`InMemoryStore::new()`), or, to share one the host also uses,
+    /// an `Arc<dyn SubscriptionStore>`, which is kept as it is (not wrapped again); the
+    /// same for the notifier.
     ///
     /// Without a token provider, notifications carry no `jwt`, and BioT's plugins
     /// refuse them: building such a dispatcher logs a warning. Give it one with
     /// [`DispatcherBuilder::token_provider`] (feature `jwt`: `token::SigningTokenProvider`).
     pub fn new(store: impl SubscriptionStore, notifier: impl Notifier) -> Self {
-        Self::builder(Arc::new(store), Arc::new(notifier)).build()
+        Self::builder(store, notifier)
+            .build()
+            .expect("the default options are valid and the policy is the notifier's")
     }
 
-    /// A builder for a dispatcher with other options, over shared trait objects.
-    pub fn builder(
-        store: Arc<dyn SubscriptionStore>,
-        notifier: Arc<dyn Notifier>,
-    ) -> DispatcherBuilder {
-        DispatcherBuilder {
-            store,
-            notifier,
-            policy: EndpointPolicy::default(),
-            max_in_flight: NonZeroUsize::new(DEFAULT_MAX_IN_FLIGHT)
-                .expect("the default is not zero"),
-            token_provider: None,
-        }
+    /// A builder for a dispatcher with other options; see [`new`](Self::new) for how the
+    /// store and the notifier are passed.
+    pub fn builder(store: impl SubscriptionStore, notifier: impl Notifier) -> DispatcherBuilder {
+        DispatcherBuilder::new(store, notifier)
     }
 
     /// The store.
@@ -148,14 +162,67 @@ impl Dispatcher {
     /// Validates and stores a subscription; returns it with its new id.
     ///
     /// # Errors
-    /// Validation errors ([`Error::InvalidEntityType`], [`Error::InvalidAction`],
-    /// [`Error::InvalidEndpoint`], [`Error::InvalidAttribute`]), [`Error::AlreadyExists`],
-    /// or the store's failure.
+    /// [`Error::Validation`] (names, endpoint, template), [`Error::Store`] with
+    /// [`StoreError::AlreadyExists`](crate::StoreError::AlreadyExists), or the store's
+    /// failure.
     pub async fn subscribe(&self, request: &SubscribeRequest) -> Result<Subscription, Error> {
+        self.store_new(|| Ok(request.validate(&self.inner.policy)?))
+            .await
+    }
+
+    /// Stores a subscription to `key`, already typed (no string round trip); returns it
+    /// with its new id.
+    ///
+    /// The key's endpoint is held to the endpoint policy, as [`subscribe`](Self::subscribe)
+    /// holds a request's: a typed [`Endpoint`](crate::Endpoint) is well formed, not
+    /// necessarily acceptable to this dispatcher.
+    ///
+    /// ```
+    /// # futures_util::FutureExt::now_or_never(async {
+    /// use biot_notifications::notifier::DiscardingNotifier;
+    /// use biot_notifications::{Action, Dispatcher, Endpoint, EntityType, EventType, InMemoryStore};
+    /// use biot_notifications::{SubscriptionKey, TemplateName};
+    ///
+    /// let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
+    /// let key = SubscriptionKey::new(
+    ///     EventType::new(EntityType::Patient, Action::Create)?,
+    ///     Endpoint::parse("https://plugin.example.com/hook")?,
+    ///     Some(TemplateName::new("adultPatient")?),
+    /// );
+    /// let subscription = dispatcher.subscribe_key(key.clone()).await?;
+    /// assert_eq!(subscription.key(), &key);
+    /// assert_eq!(dispatcher.unsubscribe_key(&key).await?.id(), subscription.id());
+    ///
+    /// // Still held to the (strict) policy.
+    /// let internal = SubscriptionKey::new(key.event_type(), Endpoint::parse("http://10.0.0.7/")?, None);
+    /// assert_eq!(dispatcher.subscribe_key(internal).await.unwrap_err().code(), "INVALID_ENDPOINT");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Validation`] when the policy refuses the endpoint, [`Error::Store`] with
+    /// [`StoreError::AlreadyExists`](crate::StoreError::AlreadyExists), or the store's
+    /// failure.
+    pub async fn subscribe_key(&self, key: SubscriptionKey) -> Result<Subscription, Error> {
+        self.store_new(|| {
+            self.inner
+                .policy
+                .check(key.endpoint())
+                .map_err(|reason| InvalidEndpoint::new(key.endpoint().as_str(), reason))?;
+            Ok(key)
+        })
+        .await
+    }
+
+    /// Stores a subscription to the key `checked` gives, when it gives one.
+    async fn store_new(
+        &self,
+        checked: impl FnOnce() -> Result<SubscriptionKey, Error>,
+    ) -> Result<Subscription, Error> {
         async {
             let result = async {
-                let key = request.validate(&self.inner.policy)?;
-                let subscription = Subscription::new(key);
+                let subscription = Subscription::new(checked()?);
                 self.store_object().insert(subscription.clone()).await?;
                 Ok(subscription)
             }
@@ -175,11 +242,30 @@ impl Dispatcher {
     /// subscription stays removable after the policy is tightened.
     ///
     /// # Errors
-    /// Validation errors, [`Error::NotFound`], or the store's failure.
+    /// [`Error::Validation`], [`Error::Store`] with
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound), or the store's failure.
     pub async fn unsubscribe(&self, request: &UnsubscribeRequest) -> Result<Subscription, Error> {
+        self.remove(request.key().map_err(Error::from)).await
+    }
+
+    /// Removes the subscription to `key`, already typed (no string round trip); returns
+    /// it. As with [`unsubscribe`](Self::unsubscribe), the endpoint policy is not
+    /// consulted.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with [`StoreError::NotFound`](crate::StoreError::NotFound), or the
+    /// store's failure.
+    pub async fn unsubscribe_key(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
+        self.remove(Ok(key)).await
+    }
+
+    async fn remove<K: std::borrow::Borrow<SubscriptionKey>>(
+        &self,
+        key: Result<K, Error>,
+    ) -> Result<Subscription, Error> {
         async {
-            let result = match request.key() {
-                Ok(key) => self.store_object().remove(&key).await,
+            let result = match key {
+                Ok(key) => self.store_object().remove(key.borrow()).await.map_err(Error::from),
                 Err(error) => Err(error),
             };
             trace_outcome("unsubscribe", &result, |subscription| {
@@ -197,7 +283,11 @@ impl Dispatcher {
     /// The store's failure.
     pub async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
         async {
-            let result = self.store_object().search(request).await;
+            let result = self
+                .store_object()
+                .search(request)
+                .await
+                .map_err(Error::from);
             trace_outcome("search", &result, |page| {
                 tracing::debug!(
                     total = page.total_results,
@@ -301,7 +391,7 @@ impl Dispatcher {
                     duration,
                 }
             })
-            .buffer_unordered(self.inner.max_in_flight.get())
+            .buffer_unordered(self.inner.max_in_flight)
             .collect()
             .await
     }
@@ -323,58 +413,6 @@ fn trace_outcome<T>(operation: &str, result: &Result<T, Error>, on_success: impl
                 error = error as &(dyn std::error::Error + 'static),
                 "{operation} failed"
             );
-        }
-    }
-}
-
-/// Options for a [`Dispatcher`]; from [`Dispatcher::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct DispatcherBuilder {
-    store: Arc<dyn SubscriptionStore>,
-    notifier: Arc<dyn Notifier>,
-    policy: EndpointPolicy,
-    max_in_flight: NonZeroUsize,
-    token_provider: Option<Arc<dyn TokenProvider>>,
-}
-
-impl DispatcherBuilder {
-    /// Which endpoints subscriptions may name (default: [`EndpointPolicy::default`], strict).
-    pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// How many deliveries of one event may run at once (default [`DEFAULT_MAX_IN_FLIGHT`]).
-    pub fn max_in_flight(mut self, max_in_flight: NonZeroUsize) -> Self {
-        self.max_in_flight = max_in_flight;
-        self
-    }
-
-    /// Where the `jwt` of each notification comes from (default: none is sent, and
-    /// [`build`](Self::build) warns, since BioT's plugins refuse a notification without
-    /// one). With the `jwt` feature, `token::SigningTokenProvider` signs BioT's tokens.
-    pub fn token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
-        self.token_provider = Some(provider);
-        self
-    }
-
-    /// The dispatcher. Logs a warning when it has no token provider.
-    pub fn build(self) -> Dispatcher {
-        if self.token_provider.is_none() {
-            tracing::warn!(
-                "this dispatcher has no token provider: its notifications carry no `jwt`, \
-                 which BioT's plugins refuse (set one with DispatcherBuilder::token_provider)"
-            );
-        }
-        Dispatcher {
-            inner: Arc::new(Inner {
-                store: self.store,
-                notifier: self.notifier,
-                policy: self.policy,
-                max_in_flight: self.max_in_flight,
-                token_provider: self.token_provider,
-            }),
         }
     }
 }

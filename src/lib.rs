@@ -11,7 +11,7 @@
 //! networks, and BioT's wire formats. Transport and persistence plug in through traits.
 //!
 //! ```
-//! use biot_notifications::{EndpointPolicy, SubscribeRequest, Subscription};
+//! use biot_notifications::{BiotError, EndpointPolicy, SubscribeRequest, Subscription};
 //!
 //! let body = br#"{"entityTypeName":"device","actionName":"_revokeCertificate",
 //!                 "endpoint":"https://plugin.example.com/certs"}"#;
@@ -28,13 +28,31 @@
 //! # Ok::<(), biot_notifications::Error>(())
 //! ```
 //!
+//! ## Errors, in layers
+//!
+//! Each layer owns its errors: [`CatalogError`] (names), [`InvalidEndpoint`],
+//! [`ValidationError`] (a request that is not a valid subscription),
+//! [`InvalidSearchRequest`], [`StoreError`] (what every store returns, a backend's own
+//! failure kept as its source), [`AuthorizationError`] (what an [`Authorizer`] returns)
+//! and [`ApiError`] (routing, body type and size). [`Error`], what the [`Dispatcher`]
+//! returns, wraps the lower layers' errors; `?` converts them. Every one implements
+//! [`BiotError`]: its BioT code, HTTP status and `details`, so
+//! [`ErrorResponse::from_error`] turns any of them into BioT's error body.
+//!
+//! ## Writing a store, a transport or an authorizer
+//!
+//! The traits ([`SubscriptionStore`], [`Notifier`], [`TokenProvider`], [`Authorizer`])
+//! and every type in their signatures are at the crate root, and in
+//! [`prelude`] for a one-line import. See [`store`] and [`notifier`] for examples.
+//!
 //! ## Features
 //!
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `testkit` | a public conformance suite for [`SubscriptionStore`] backends |
 //! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
-//! | `http-notifier` | `notifier::http::HttpNotifier`: delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
+//! | `tower`   | [`api::Api`] as a `tower_service::Service`, so any hyper or tower server mounts it |
+//! | `http-notifier` | `notifier::http_notifier::HttpNotifier` (also at the root): delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
 //! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool, no TLS) |
 //! | `engine` | `delivery::DeliveryEngine`: bounded, isolated, fire-and-forget delivery on the host's tokio runtime (per-endpoint backlogs and circuit breakers, opt-in retries, graceful shutdown) |
 //! | `metrics` | the engine's counters, gauges and histogram through the `metrics` facade (implies `engine`) |
@@ -42,6 +60,32 @@
 //!
 //! No feature is on by default: a host that brings its own transport compiles no
 //! HTTP client, server or database driver.
+//!
+//! ## Other crates in this API
+//!
+//! The public API names types of other crates only where they are the lingua franca a
+//! host already uses; a new major version of one of these is a breaking change here too.
+//! Deliberately:
+//!
+//! - [`http`] 1: requests, responses, [`StatusCode`](http::StatusCode), methods,
+//!   header values, and [`request::Parts`](http::request::Parts) (what an
+//!   [`Authorizer`] sees); [`http_body`] 1's `Body` as the bound on
+//!   request bodies; [`bytes::Bytes`] for bodies; `http_body_util::Full` as the `tower`
+//!   service's response body.
+//! - [`serde_json::Value`] and `serde_json::Map` for entities, additional data, extra
+//!   wire members and error `details`; serde's `Serialize` / `Deserialize` on the wire
+//!   types.
+//! - [`uuid::Uuid`] for subscription ids; [`time::OffsetDateTime`] for a notification's
+//!   and a subscription's times; [`std::time::Duration`] for every timeout.
+//! - `url::Url` from [`Endpoint::url`]; `ipnet::IpNet` for
+//!   [`EndpointPolicy::allow_network`].
+//! - `async_trait`: the store, notifier, token provider, authorizer and resolver traits
+//!   are implemented with `#[async_trait]`.
+//! - Behind features: axum 0.8's `Router` (`axum`), `tower_service::Service` 0.3
+//!   (`tower`), and `store::postgres::deadpool_postgres`, re-exported so a host builds
+//!   a pool of the version the store runs on (`postgres`). The HTTP client, the
+//!   database driver's own types and the metrics recorder stay out of the API (a
+//!   client's or driver's failure is carried as a boxed source).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -55,6 +99,7 @@ pub mod endpoint;
 pub mod error;
 pub mod notification;
 pub mod notifier;
+pub mod prelude;
 pub mod search;
 pub mod store;
 pub mod subscription;
@@ -62,18 +107,39 @@ pub mod subscription;
 pub mod testkit;
 #[cfg(feature = "jwt")]
 pub mod token;
+mod wire_error;
 
-pub use catalog::{Action, EntityType, EventType};
-pub use dispatcher::{DispatchReport, Dispatcher, TokenProvider};
-pub use endpoint::{non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection};
-pub use error::{BoxError, Error, Result};
-pub use notification::{Event, Notification};
-pub use notifier::Notifier;
-pub use search::{Page, SearchRequest};
-pub use store::{InMemoryStore, SubscriptionStore};
+pub use api::{
+    AllowEveryone, Api, ApiBuildError, ApiBuilder, ApiError, AuthorizationError, Authorizer,
+    ErrorReport, ErrorResponse, Permission,
+};
+pub use catalog::{Action, CatalogError, EntityType, EventType};
+#[cfg(feature = "engine")]
+pub use delivery::{
+    CircuitBreakerPolicy, DeliveryEngine, DeliveryEngineBuilder, EngineBuildError, RetryPolicy,
+    ShutdownReport, SubmitError, Submitted,
+};
+pub use dispatcher::{
+    Delivery, DeliveryOutcome, DispatchReport, Dispatcher, DispatcherBuildError, DispatcherBuilder,
+    TokenProvider,
+};
+pub use endpoint::{
+    non_public_range, AddressRange, Endpoint, EndpointPolicy, EndpointRejection, InvalidEndpoint,
+};
+pub use error::{Error, Result};
+pub use notification::{Event, Notification, PreparedNotification, TraceParent};
+#[cfg(feature = "http-notifier")]
+pub use notifier::HttpNotifier;
+pub use notifier::{DeliveryError, DiscardingNotifier, Notifier};
+pub use search::{InvalidSearchRequest, Page, SearchRequest};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{InMemoryStore, StoreError, SubscriptionStore};
 pub use subscription::{
     SubscribeRequest, Subscription, SubscriptionKey, TemplateName, UnsubscribeRequest,
+    ValidationError,
 };
+pub use wire_error::{BiotError, BoxError};
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -6,10 +6,9 @@
 //! it into a request with [`PreparedNotification::to_request`].
 //!
 //! ```
-//! use async_trait::async_trait;
-//! use biot_notifications::notification::PreparedNotification;
-//! use biot_notifications::notifier::{DeliveryError, Notifier};
-//! use biot_notifications::Endpoint;
+//! // Everything a transport needs is at the crate root (and in the prelude).
+//! use biot_notifications::prelude::async_trait;
+//! use biot_notifications::{DeliveryError, Endpoint, Notifier, PreparedNotification};
 //!
 //! /// Prints what each plugin would receive instead of sending it.
 //! #[derive(Debug)]
@@ -30,17 +29,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-// `::http`: the `http` below is our module, the crate is meant here.
-use ::http::StatusCode;
+use http::StatusCode;
 
-use crate::endpoint::{Endpoint, EndpointRejection};
-use crate::error::BoxError;
+use crate::endpoint::{Endpoint, EndpointPolicy, EndpointRejection};
 use crate::notification::PreparedNotification;
+use crate::wire_error::BoxError;
 
 #[cfg(feature = "http-notifier")]
-pub mod http;
+pub mod http_notifier;
 #[cfg(feature = "http-notifier")]
-pub use self::http::HttpNotifier;
+pub use self::http_notifier::HttpNotifier;
 
 /// Delivers notifications to plugin endpoints.
 ///
@@ -60,6 +58,16 @@ pub trait Notifier: fmt::Debug + Send + Sync + 'static {
         endpoint: &Endpoint,
         notification: &PreparedNotification,
     ) -> Result<(), DeliveryError>;
+
+    /// The endpoint policy this notifier vets endpoints with at delivery, if it has one.
+    ///
+    /// A notifier that checks endpoints (as `HttpNotifier` does)
+    /// returns its policy here, and a dispatcher built with it takes that policy for
+    /// validating subscriptions, so the policy is given once and the two cannot
+    /// disagree. The default, `None`, says the notifier vets nothing.
+    fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+        None
+    }
 }
 
 macro_rules! forward_notifier {
@@ -72,6 +80,10 @@ macro_rules! forward_notifier {
                 notification: &PreparedNotification,
             ) -> Result<(), DeliveryError> {
                 (**self).notify(endpoint, notification).await
+            }
+
+            fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+                (**self).endpoint_policy()
             }
         }
     )+};

@@ -36,9 +36,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::catalog::{Action, EntityType, EventType};
-use crate::error::Error;
+
 use crate::search::{Page, SearchRequest};
-use crate::store::SubscriptionStore;
+use crate::store::{StoreError, SubscriptionStore};
 use crate::subscription::{SubscribeRequest, Subscription, SubscriptionKey};
 
 /// Runs every check of this module against `store`.
@@ -139,7 +139,7 @@ async fn remove_all(store: &dyn SubscriptionStore, subscriptions: &[Subscription
     for subscription in subscriptions {
         // Already-removed subscriptions are fine; anything else is a store failure.
         match store.remove(subscription.key()).await {
-            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Ok(_) | Err(StoreError::NotFound { .. }) => {}
             Err(e) => panic!("cleanup remove of {} failed: {e:?}", subscription.key()),
         }
     }
@@ -188,7 +188,7 @@ pub async fn check_duplicate_insert(store: &dyn SubscriptionStore) {
     let first = insert_new(store, ns.key("device", "_update", "dup", None)).await;
     let again = Subscription::new(first.key().clone());
     match store.insert(again.clone()).await {
-        Err(Error::AlreadyExists { subscription }) => assert_eq!(*subscription, *first.key()),
+        Err(StoreError::AlreadyExists { subscription }) => assert_eq!(*subscription, *first.key()),
         other => panic!("a duplicate insert must be AlreadyExists, got {other:?}"),
     }
     assert!(
@@ -214,7 +214,7 @@ pub async fn check_racing_inserts(store: &dyn SubscriptionStore) {
     );
     for result in &results {
         assert!(
-            matches!(result, Ok(()) | Err(Error::AlreadyExists { .. })),
+            matches!(result, Ok(()) | Err(StoreError::AlreadyExists { .. })),
             "a losing insert must be AlreadyExists, got {result:?}"
         );
     }
@@ -247,14 +247,14 @@ pub async fn check_remove(store: &dyn SubscriptionStore) {
         .expect("get failed")
         .is_none());
     match store.remove(subscription.key()).await {
-        Err(Error::NotFound { subscription: key }) => assert_eq!(*key, *subscription.key()),
+        Err(StoreError::NotFound { subscription: key }) => assert_eq!(*key, *subscription.key()),
         other => panic!("removing twice must be NotFound, got {other:?}"),
     }
     // Same pair and endpoint but no template is another identity: not found either.
     let untemplated = ns.key("caregiver", "_login", "rm", None);
     assert!(matches!(
         store.remove(&untemplated).await,
-        Err(Error::NotFound { .. })
+        Err(StoreError::NotFound { .. })
     ));
 }
 

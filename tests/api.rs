@@ -8,12 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use biot_notifications::api::{Api, Authorizer, ErrorReport, ErrorResponse, Permission};
+use biot_notifications::api::{
+    AllowEveryone, Api, ApiBuildError, ApiBuilder, Authorizer, ErrorReport, ErrorResponse,
+    Permission,
+};
 use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Dispatcher, Error, EventType, InMemoryStore, Subscription, SubscriptionKey,
+    AuthorizationError, BiotError, Dispatcher, EventType, InMemoryStore, StoreError, Subscription,
+    SubscriptionKey,
 };
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -35,7 +39,17 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 fn api_over(store: impl SubscriptionStore) -> Api {
-    Api::new(Dispatcher::new(store, DiscardingNotifier))
+    Api::builder(Dispatcher::new(store, DiscardingNotifier))
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap()
+}
+
+/// `api`'s dispatcher behind a new API allowing everyone, with `configure`'s options.
+fn rebuilt(api: &Api, configure: impl FnOnce(ApiBuilder) -> ApiBuilder) -> Api {
+    configure(Api::builder(api.dispatcher().clone()).authorizer(AllowEveryone))
+        .build()
+        .unwrap()
 }
 
 fn api() -> (Api, InMemoryStore) {
@@ -494,7 +508,7 @@ async fn unknown_paths_answer_404_not_found() {
 #[tokio::test]
 async fn the_base_path_is_configurable_and_may_be_empty() {
     let (api, _) = api();
-    let custom = api.clone().base_path("notifications/");
+    let custom = rebuilt(&api, |b| b.base_path("notifications/"));
     assert_eq!(
         call(&custom, get("/notifications/system/healthCheck"))
             .await
@@ -509,7 +523,7 @@ async fn the_base_path_is_configurable_and_may_be_empty() {
         200
     );
 
-    let root = api.clone().base_path("");
+    let root = rebuilt(&api, |b| b.base_path(""));
     assert_eq!(call(&root, get("/system/healthCheck")).await.status, 200);
     assert_eq!(call(&root, get(HEALTH_CHECK)).await.status, 404);
     let created = call(
@@ -567,7 +581,7 @@ impl Body for CountingBody {
 #[tokio::test]
 async fn a_declared_content_length_over_the_limit_is_refused_without_reading() {
     let (api, store) = api();
-    let api = api.max_body_bytes(1024);
+    let api = rebuilt(&api, |b| b.max_body_bytes(1024));
     let (body, polls) = CountingBody::new("{}");
     let request = Request::post(SUBSCRIBE)
         .header(CONTENT_TYPE, "application/json")
@@ -587,7 +601,7 @@ async fn a_declared_content_length_over_the_limit_is_refused_without_reading() {
 #[tokio::test]
 async fn repeated_headers_read_the_first_type_and_every_length() {
     let (api, store) = api();
-    let api = api.max_body_bytes(1024);
+    let api = rebuilt(&api, |b| b.max_body_bytes(1024));
     let body = r#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://a.example.com/"}"#;
     let request = Request::post(SUBSCRIBE)
         .header(CONTENT_TYPE, "application/json")
@@ -673,7 +687,7 @@ async fn a_body_in_several_frames_is_read_whole() {
 #[tokio::test]
 async fn a_known_size_body_over_the_limit_without_content_length_is_refused() {
     let (api, _) = api();
-    let api = api.max_body_bytes(100);
+    let api = rebuilt(&api, |b| b.max_body_bytes(100));
     let mut body =
         subscription_json("patient", "_create", "https://plugin.example.com/").to_string();
     body.push_str(&" ".repeat(100));
@@ -690,7 +704,7 @@ async fn a_known_size_body_over_the_limit_without_content_length_is_refused() {
 async fn a_body_at_the_limit_is_accepted() {
     let (api, _) = api();
     let body = subscription_json("patient", "_create", "https://plugin.example.com/").to_string();
-    let api = api.max_body_bytes(body.len());
+    let api = rebuilt(&api, |b| b.max_body_bytes(body.len()));
     let (counting, _) = CountingBody::new(&body);
     let request = Request::post(SUBSCRIBE)
         .header(CONTENT_TYPE, "application/json")
@@ -802,9 +816,10 @@ async fn error_bodies_carry_the_configured_service_name_and_environment() {
     assert_eq!(error.service_name, "dispatcher");
     assert_eq!(error.environment, "");
 
-    let api = api
-        .service_name("notification-dispatcher")
-        .environment("develop");
+    let api = rebuilt(&api, |b| {
+        b.service_name("notification-dispatcher")
+            .environment("develop")
+    });
     let error = call(&api, get("/nowhere")).await.error();
     assert_eq!(error.service_name, "notification-dispatcher");
     assert_eq!(error.environment, "develop");
@@ -827,7 +842,7 @@ impl Authorizer for TokenAuthorizer {
         &self,
         request: &http::request::Parts,
         permission: Permission,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AuthorizationError> {
         self.asked.lock().unwrap().push(permission);
         let token = request
             .headers
@@ -835,18 +850,20 @@ impl Authorizer for TokenAuthorizer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         match token {
-            None => Err(Error::Unauthenticated {
+            None => Err(AuthorizationError::Unauthenticated {
                 reason: "no bearer token".into(),
             }),
             Some("admin-token-0001") => Ok(()),
             Some("reader-token-0001") if permission == Permission::Search => Ok(()),
-            Some("reader-token-0001") => Err(Error::AccessDenied {
+            Some("reader-token-0001") => Err(AuthorizationError::AccessDenied {
                 reason: format!("{permission} is missing"),
             }),
-            Some("broken-token-0001") => Err(Error::store("token-cache", "SECRET cache outage")),
+            Some("broken-token-0001") => Err(AuthorizationError::failed(
+                "token-cache: SECRET cache outage",
+            )),
             Some("panicky-token-0001") => panic!("SECRET authorizer panic"),
             // A careless authorizer quoting the token: the API must not pass it on.
-            Some(other) => Err(Error::Unauthenticated {
+            Some(other) => Err(AuthorizationError::Unauthenticated {
                 reason: format!("token {other} is not known"),
             }),
         }
@@ -856,7 +873,8 @@ impl Authorizer for TokenAuthorizer {
 fn authorized_api() -> (Api, Arc<TokenAuthorizer>, InMemoryStore) {
     let (api, store) = api();
     let authorizer = Arc::new(TokenAuthorizer::default());
-    (api.authorizer(authorizer.clone()), authorizer, store)
+    let api = rebuilt(&api, |b| b.authorizer(Arc::clone(&authorizer)));
+    (api, authorizer, store)
 }
 
 fn with_token(mut request: Request<String>, token: &str) -> Request<String> {
@@ -949,6 +967,102 @@ async fn the_health_check_does_not_consult_the_authorizer() {
 }
 
 #[tokio::test]
+async fn an_api_is_built_only_with_an_authorizer_chosen() {
+    let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
+    let err = Api::builder(dispatcher.clone()).build().unwrap_err();
+    assert!(matches!(err, ApiBuildError::NoAuthorizer));
+    let message = err.to_string();
+    assert!(
+        message.contains(".authorizer(") && message.contains("AllowEveryone"),
+        "the error names the fix: {message}"
+    );
+
+    // The named allow-all lets every call in, without a token.
+    let api = Api::builder(dispatcher)
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
+    assert_eq!(call(&api, subscribe_request()).await.status, 201);
+    assert_eq!(call(&api, get(SEARCH)).await.status, 200);
+    let unsubscribe = post(
+        UNSUBSCRIBE,
+        subscription_json("patient", "_create", "https://plugin.example.com/").to_string(),
+    );
+    assert_eq!(call(&api, unsubscribe).await.status, 204);
+}
+
+#[tokio::test]
+async fn a_shared_authorizer_is_used_as_it_is() {
+    let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
+    let shared: Arc<dyn Authorizer> = Arc::new(TokenAuthorizer::default());
+    let api = Api::builder(dispatcher)
+        .authorizer(Arc::clone(&shared))
+        .build()
+        .unwrap();
+    call(&api, subscribe_request())
+        .await
+        .expect_error(401, "TOKEN_NOT_VALID");
+}
+
+#[test]
+fn the_api_builder_refuses_bad_values_by_name() {
+    let builder = || {
+        Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+            .authorizer(AllowEveryone)
+    };
+    let err = builder().max_body_bytes(0).build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApiBuildError::Zero {
+                option: "max_body_bytes"
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the API option `max_body_bytes` must be greater than zero"
+    );
+    for bad in [
+        "/dispatcher?x=1",
+        "/dis patcher",
+        "/a//b",
+        "/#top",
+        "/dispätcher",
+        "/a\n",
+    ] {
+        let err = builder().base_path(bad).build().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApiBuildError::Invalid {
+                    option: "base_path",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with("the API option `base_path` is invalid"));
+    }
+    let err = builder().service_name(" ").build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApiBuildError::Invalid {
+                option: "service_name",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let api = builder().base_path("hooks/").build().unwrap();
+    assert_eq!(api.base_path(), "/hooks");
+}
+
+#[tokio::test]
 async fn tokens_are_never_echoed() {
     let (api, _, _) = authorized_api();
     let token = "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
@@ -975,6 +1089,13 @@ async fn an_authorizer_that_fails_or_panics_is_a_500_that_leaks_nothing() {
             !body.contains("SECRET") && !body.contains("token-cache"),
             "{body}"
         );
+        // The host's logs get the authorizer's own error (or the panic's message).
+        let report = reply.report.as_ref().expect("an error report");
+        let cause = std::error::Error::source(report.error()).map(ToString::to_string);
+        assert!(
+            cause.is_some_and(|c| c.contains("SECRET")),
+            "{token}: {report:?}"
+        );
     }
 }
 
@@ -987,26 +1108,26 @@ struct PanickingStore;
 
 #[async_trait]
 impl SubscriptionStore for PanickingStore {
-    async fn insert(&self, _: Subscription) -> Result<(), Error> {
+    async fn insert(&self, _: Subscription) -> Result<(), StoreError> {
         panic!("SECRET insert panic at /srv/secret")
     }
-    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, StoreError> {
         panic!("SECRET remove panic at /srv/secret")
     }
-    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, StoreError> {
         panic!("SECRET get panic")
     }
     async fn matching(
         &self,
         _: EventType,
         _: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         panic!("SECRET matching panic")
     }
-    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         panic!("SECRET search panic at /srv/secret")
     }
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         panic!("SECRET count panic")
     }
 }
@@ -1576,8 +1697,10 @@ mod axum_router {
             200
         );
 
-        let nested =
-            axum::Router::new().nest("/hooks", biot_notifications::api::router(api.base_path("")));
+        let nested = axum::Router::new().nest(
+            "/hooks",
+            biot_notifications::api::router(rebuilt(&api, |b| b.base_path(""))),
+        );
         assert_eq!(
             send(
                 nested.clone(),
@@ -1598,8 +1721,70 @@ mod axum_router {
     #[tokio::test]
     async fn the_router_cuts_off_oversized_streams() {
         let (api, _) = super::api();
-        let router = biot_notifications::api::router(api.max_body_bytes(10));
+        let router = biot_notifications::api::router(rebuilt(&api, |b| b.max_body_bytes(10)));
         let (status, _) = send(router, request(Method::POST, SUBSCRIBE, &" ".repeat(11))).await;
         assert_eq!(status, 413);
+    }
+}
+
+#[cfg(feature = "tower")]
+mod tower_service {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_api_answers_as_a_tower_service() {
+        let (api, store) = api();
+        let response = api.clone().oneshot(subscribe_request()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let created: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(created["actionName"], "_create");
+        assert_eq!(store.count().await.unwrap(), 1);
+
+        // Errors too are answers, never a service error.
+        let response = api.oneshot(get("/nowhere")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn an_authorizer_refusal_holds_through_the_service() {
+        let (api, _, store) = authorized_api();
+        let response = api.oneshot(subscribe_request()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(store.count().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn plain_hyper_serves_the_api() {
+        let (api, _) = api();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(api))
+                .await
+                .unwrap();
+        });
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(
+                format!("GET {HEALTH_CHECK} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.contains("\"version\""), "{answer}");
     }
 }

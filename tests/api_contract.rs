@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use biot_notifications::api::{Api, Authorizer, Permission};
+use biot_notifications::api::{AllowEveryone, Api, Authorizer, Permission};
 use biot_notifications::notifier::DiscardingNotifier;
-use biot_notifications::{Dispatcher, Error, InMemoryStore};
+use biot_notifications::{AuthorizationError, Dispatcher, InMemoryStore};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response};
@@ -248,18 +248,18 @@ impl Authorizer for BearerAuthorizer {
         &self,
         request: &http::request::Parts,
         permission: Permission,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AuthorizationError> {
         match request
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            None => Err(Error::Unauthenticated {
+            None => Err(AuthorizationError::Unauthenticated {
                 reason: "no bearer token".into(),
             }),
             Some("Bearer admin") => Ok(()),
             Some(_) if permission == Permission::Search => Ok(()),
-            Some(_) => Err(Error::AccessDenied {
+            Some(_) => Err(AuthorizationError::AccessDenied {
                 reason: format!("{permission} is missing"),
             }),
         }
@@ -309,8 +309,10 @@ async fn every_response_matches_biots_dispatcher_spec() {
         "the default base path is the spec's server"
     );
     let store = InMemoryStore::new();
-    let api = Api::new(Dispatcher::new(store, DiscardingNotifier))
-        .authorizer(std::sync::Arc::new(BearerAuthorizer));
+    let api = Api::builder(Dispatcher::new(store, DiscardingNotifier))
+        .authorizer(BearerAuthorizer)
+        .build()
+        .unwrap();
 
     let subscribe = "/dispatcher/v1/hooks/notifications/subscribe";
     let unsubscribe = "/dispatcher/v1/hooks/notifications/unsubscribe";
@@ -401,7 +403,10 @@ async fn every_response_matches_biots_dispatcher_spec() {
 #[tokio::test]
 async fn internal_errors_match_the_specs_500() {
     let spec = Spec::load();
-    let api = Api::new(Dispatcher::new(FailingStore, DiscardingNotifier));
+    let api = Api::builder(Dispatcher::new(FailingStore, DiscardingNotifier))
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     let body = json!({"entityTypeName": "patient", "actionName": "_create", "endpoint": "https://plugin.example.com/"});
     for request in [
         json_request(

@@ -2,7 +2,6 @@
 //! not finished, runs none it has not started, and releases everything it held; a host
 //! can bound a dispatch whose notifier hangs with a timeout and keep using the dispatcher.
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,9 +92,10 @@ struct Setup {
 async fn setup(endpoints: &[(&str, &str)], max_in_flight: usize) -> Setup {
     let notifier = Arc::new(GuardedNotifier::default());
     let deliveries = Arc::clone(&notifier.deliveries);
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone())
-        .max_in_flight(NonZeroUsize::new(max_in_flight).unwrap())
-        .build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
+        .max_in_flight(max_in_flight)
+        .build()
+        .unwrap();
     for (host, path) in endpoints {
         let url = format!("https://{host}.example.com{path}");
         dispatcher

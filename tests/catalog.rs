@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use biot_notifications::{Action, EntityType, Error, EventType};
+use biot_notifications::{Action, BiotError, CatalogError, EntityType, EventType};
 
 mod common;
 use common::{assert_copy, assert_send_sync};
@@ -206,7 +206,7 @@ fn actions_of_another_entity_type_and_permission_verbs_list_the_valid_actions() 
     for (entity, action) in cases {
         let err = EventType::parse(entity, action).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidAction { .. }),
+            matches!(err, CatalogError::InvalidAction { .. }),
             "{entity} {action}"
         );
         assert_eq!(err.code(), "INVALID_ACTION_NAME");

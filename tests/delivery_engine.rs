@@ -14,7 +14,7 @@ use biot_notifications::delivery::{
     CircuitBreakerPolicy, DeliveryEngine, EngineBuildError, Jitter, RetryPolicy, SubmitError,
 };
 use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::{
     Action, BoxError, Dispatcher, Endpoint, EndpointPolicy, EntityType, Error, EventType,
@@ -203,15 +203,14 @@ fn device_created() -> Event {
 }
 
 fn http_dispatcher(timeout: Duration) -> Dispatcher {
-    let policy = EndpointPolicy::local_development();
-    let notifier = HttpNotifier::builder(policy.clone())
+    // The policy is given once, to the notifier; the dispatcher takes it from there.
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(notifier))
-        .endpoint_policy(policy)
-        .build()
+    Dispatcher::new(InMemoryStore::new(), notifier)
 }
 
 async fn subscribe(dispatcher: &Dispatcher, entity: &str, endpoint: &str) {
@@ -344,9 +343,10 @@ impl Notifier for CountingNotifier {
 async fn overload_is_an_immediate_error_not_growth() {
     let gate = Arc::new(Semaphore::new(0));
     let notifier = Arc::new(CountingNotifier::default());
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone())
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
         .token_provider(Arc::new(GatedToken(gate.clone())))
-        .build();
+        .build()
+        .unwrap();
     subscribe(&dispatcher, "patient", "https://plugin.example.com/hook").await;
     let engine = DeliveryEngine::builder(dispatcher)
         .events_queued(4)
@@ -613,8 +613,9 @@ impl Notifier for ScriptedNotifier {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_matched_delivery_ends_in_exactly_one_outcome_under_concurrency() {
-    let dispatcher =
-        Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(ScriptedNotifier)).build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), ScriptedNotifier)
+        .build()
+        .unwrap();
     let kinds = ["ok", "fail", "gone", "timeout", "panic", "hang"];
     for i in 0..24 {
         let endpoint = format!("https://p{i}.example.com/{}", kinds[i % kinds.len()]);
@@ -751,7 +752,9 @@ fn building_outside_a_runtime_is_a_clear_error() {
 #[tokio::test]
 async fn dispatch_still_awaits_a_full_report_beside_the_engine() {
     let notifier = Arc::new(CountingNotifier::default());
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone()).build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
+        .build()
+        .unwrap();
     subscribe(&dispatcher, "patient", "https://a.example.com/hook").await;
     let engine = DeliveryEngine::builder(dispatcher.clone()).build().unwrap();
     let report = dispatcher.dispatch(&patient_created()).await.unwrap();
@@ -778,9 +781,9 @@ fn outcomes_events_and_gauges_reach_the_metrics_recorder() {
         .unwrap();
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let dispatcher =
-                Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(ScriptedNotifier))
-                    .build();
+            let dispatcher = Dispatcher::builder(InMemoryStore::new(), ScriptedNotifier)
+                .build()
+                .unwrap();
             subscribe(&dispatcher, "patient", "https://a.example.com/ok").await;
             subscribe(&dispatcher, "patient", "https://b.example.com/gone").await;
             let engine = DeliveryEngine::builder(dispatcher)

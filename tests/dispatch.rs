@@ -2,7 +2,6 @@
 //! the concurrency cap honoured, the token in every notification.
 
 use std::collections::BTreeSet;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +44,9 @@ fn patient_created(template: Option<&str>) -> Event {
 }
 
 fn dispatcher_with(notifier: Arc<RecordingNotifier>) -> Dispatcher {
-    Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier).build()
+    Dispatcher::builder(InMemoryStore::new(), notifier)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -241,9 +242,10 @@ async fn a_hanging_plugin_does_not_hold_up_the_others_and_the_host_can_bound_it(
 #[tokio::test]
 async fn the_concurrency_cap_is_honoured() {
     let notifier = Arc::new(RecordingNotifier::slowed_by(Duration::from_millis(5)));
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone())
-        .max_in_flight(NonZeroUsize::new(3).unwrap())
-        .build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
+        .max_in_flight(3)
+        .build()
+        .unwrap();
     for i in 0..20 {
         subscribe(
             &dispatcher,
@@ -278,9 +280,10 @@ impl TokenProvider for CountingToken {
 async fn the_token_is_in_every_notification_and_fetched_once_per_event() {
     let notifier = Arc::new(RecordingNotifier::default());
     let tokens = Arc::new(CountingToken(AtomicUsize::new(0)));
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone())
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
         .token_provider(tokens.clone())
-        .build();
+        .build()
+        .unwrap();
     for i in 0..5 {
         subscribe(
             &dispatcher,
@@ -320,9 +323,10 @@ impl TokenProvider for FailingToken {
 #[tokio::test]
 async fn a_failing_token_provider_fails_the_dispatch_before_sending() {
     let notifier = Arc::new(RecordingNotifier::default());
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone())
-        .token_provider(Arc::new(FailingToken))
-        .build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
+        .token_provider(FailingToken)
+        .build()
+        .unwrap();
     subscribe(
         &dispatcher,
         "patient",
@@ -361,7 +365,9 @@ async fn the_body_is_serialised_once_and_shared_by_every_delivery() {
     }
 
     let notifier = Arc::new(BodyPointers::default());
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), notifier.clone()).build();
+    let dispatcher = Dispatcher::builder(InMemoryStore::new(), notifier.clone())
+        .build()
+        .unwrap();
     for i in 0..10 {
         subscribe(
             &dispatcher,

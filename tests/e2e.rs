@@ -9,8 +9,8 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use biot_notifications::api::{self, Api};
-use biot_notifications::notifier::http::HttpNotifier;
+use biot_notifications::api::{self, AllowEveryone, Api};
+use biot_notifications::notifier::http_notifier::HttpNotifier;
 use biot_notifications::{
     Action, Dispatcher, EndpointPolicy, EntityType, Event, EventType, InMemoryStore,
 };
@@ -58,15 +58,19 @@ async fn receiver() -> (String, Seen) {
 /// The dispatcher's API on an ephemeral port; loopback plugins are allowed, as in
 /// local development.
 async fn dispatcher_service() -> (String, Dispatcher) {
-    let policy = EndpointPolicy::local_development();
-    let notifier = HttpNotifier::builder(policy.clone())
+    // The policy is given once, to the notifier; the dispatcher takes it from there.
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    let dispatcher = Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(notifier))
-        .endpoint_policy(policy)
-        .build();
-    let app = api::router(Api::new(dispatcher.clone()));
+    let dispatcher = Dispatcher::new(InMemoryStore::new(), notifier);
+    let app = api::router(
+        Api::builder(dispatcher.clone())
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/dispatcher", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -192,11 +196,13 @@ async fn failing_hanging_and_redirecting_plugins_are_failures_beside_a_healthy_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_strict_default_policy_refuses_loopback_plugins_at_subscribe_time() {
     let (plugin, seen) = receiver().await;
-    let dispatcher = Dispatcher::new(
-        InMemoryStore::new(),
-        HttpNotifier::new(EndpointPolicy::default()).unwrap(),
+    let dispatcher = Dispatcher::new(InMemoryStore::new(), HttpNotifier::new().unwrap());
+    let app = api::router(
+        Api::builder(dispatcher)
+            .authorizer(AllowEveryone)
+            .build()
+            .unwrap(),
     );
-    let app = api::router(Api::new(dispatcher));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let service = format!("http://{}/dispatcher", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use biot_notifications::notification::{Event, PreparedNotification};
-use biot_notifications::notifier::http::{AddressResolver, HttpNotifier};
+use biot_notifications::notifier::http_notifier::{AddressResolver, HttpNotifier};
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::{
     Action, AddressRange, Endpoint, EndpointPolicy, EndpointRejection, EntityType, EventType,
@@ -219,7 +219,8 @@ fn endpoint(url: &str) -> Endpoint {
 }
 
 fn notifier(policy: EndpointPolicy, resolver: FakeResolver) -> HttpNotifier {
-    HttpNotifier::builder(policy)
+    HttpNotifier::builder()
+        .endpoint_policy(policy)
         .resolver(resolver)
         .build()
         .unwrap()
@@ -247,7 +248,10 @@ fn loopback_refusal(address: &str) -> EndpointRejection {
 #[tokio::test]
 async fn a_healthy_receiver_gets_exactly_the_prepared_request() {
     let receiver = Receiver::start(Reply::Status(200, vec![])).await;
-    let notifier = HttpNotifier::new(EndpointPolicy::local_development()).unwrap();
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
+        .build()
+        .unwrap();
     let notification = prepared();
     let url = format!(
         "http://127.0.0.1:{}/hooks/patient?tenant=7",
@@ -302,7 +306,10 @@ async fn host_names_are_resolved_with_the_configured_resolver() {
 
 #[tokio::test]
 async fn an_answer_other_than_2xx_is_a_status_failure() {
-    let notifier = HttpNotifier::new(EndpointPolicy::local_development()).unwrap();
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
+        .build()
+        .unwrap();
     for status in [400, 404, 500, 503] {
         let receiver = Receiver::start(Reply::Status(status, vec![])).await;
         let url = format!("http://127.0.0.1:{}/", receiver.port());
@@ -321,7 +328,10 @@ async fn an_answer_other_than_2xx_is_a_status_failure() {
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let healthy = Receiver::start(Reply::Status(200, vec![])).await;
-    let notifier = HttpNotifier::new(EndpointPolicy::local_development()).unwrap();
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
+        .build()
+        .unwrap();
     for status in [301, 302, 303, 307, 308] {
         let location = format!("http://127.0.0.1:{}/elsewhere", healthy.port());
         let redirector = Receiver::start(Reply::Status(status, vec![("location", location)])).await;
@@ -337,7 +347,8 @@ async fn redirects_are_not_followed() {
 #[tokio::test]
 async fn a_receiver_that_never_answers_times_out() {
     let silent = Receiver::start(Reply::Silence).await;
-    let notifier = HttpNotifier::builder(EndpointPolicy::local_development())
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -429,7 +440,10 @@ async fn only_vetted_addresses_are_connected_to() {
 async fn localhost_names_are_refused_up_front() {
     let receiver = Receiver::start(Reply::Status(200, vec![])).await;
     // The system resolver would find these; the policy must stop them before it is asked.
-    let notifier = HttpNotifier::new(EndpointPolicy::default()).unwrap();
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::default())
+        .build()
+        .unwrap();
     for host in ["localhost", "localhost.", "plugin.localhost"] {
         let url = format!("https://{host}:{}/", receiver.port());
         assert_refused(
@@ -494,5 +508,8 @@ async fn a_name_that_does_not_resolve_is_a_transport_failure() {
 #[test]
 fn the_notifier_is_shareable_across_tasks() {
     assert_send_sync::<HttpNotifier>();
-    let _: &dyn Notifier = &HttpNotifier::new(EndpointPolicy::default()).unwrap();
+    let _: &dyn Notifier = &HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::default())
+        .build()
+        .unwrap();
 }

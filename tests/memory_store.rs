@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use biot_notifications::store::{InMemoryStore, SubscriptionStore};
 use biot_notifications::{
-    testkit, Action, EntityType, Error, EventType, SubscribeRequest, Subscription,
+    testkit, Action, EntityType, EventType, StoreError, SubscribeRequest, Subscription,
 };
 use futures_util::FutureExt;
 
@@ -108,7 +108,7 @@ async fn racing_inserts_on_threads_have_exactly_one_winner() {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(()) => wins += 1,
-                Err(Error::AlreadyExists { .. }) => {}
+                Err(StoreError::AlreadyExists { .. }) => {}
                 Err(other) => panic!("unexpected {other:?}"),
             }
         }

@@ -4,7 +4,7 @@ use biot_notifications::notification::{
     Event, EventStatus, Initiator, InvalidTraceParent, Notification, PreparedNotification, Subject,
     TraceParent, CONTENT_TYPE_JSON, HOOKTYPE, HOOKTYPE_NOTIFICATION, TRACEPARENT,
 };
-use biot_notifications::{Action, Endpoint, EntityType, EventType};
+use biot_notifications::{Action, BiotError, Endpoint, EntityType, EventType};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::Method;
 use serde_json::{json, Value};

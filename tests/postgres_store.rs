@@ -25,10 +25,10 @@ use biot_notifications::notifier::DiscardingNotifier;
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::postgres::deadpool_postgres::tokio_postgres::{self, NoTls};
 use biot_notifications::store::postgres::deadpool_postgres::{Manager, Pool, Runtime};
-use biot_notifications::store::postgres::PostgresStore;
+use biot_notifications::store::postgres::{PostgresSetupError, PostgresStore};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Action, Dispatcher, EntityType, Error, EventType, SubscribeRequest, Subscription,
+    Action, Dispatcher, EntityType, Error, EventType, StoreError, SubscribeRequest, Subscription,
 };
 use futures_util::future::join_all;
 use http::StatusCode;
@@ -107,7 +107,16 @@ async fn connecting_to_a_server_that_never_answers_fails_within_the_timeout() {
     let elapsed = started.elapsed();
     silent.abort();
     let err = result.expect_err("nobody answered");
-    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            PostgresSetupError::Store(StoreError::Backend {
+                store: "postgres",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
     assert!(
         elapsed < timeout + Duration::from_millis(500),
         "took {elapsed:?}"
@@ -115,22 +124,26 @@ async fn connecting_to_a_server_that_never_answers_fails_within_the_timeout() {
 }
 
 #[tokio::test]
-async fn bad_urls_and_schema_names_are_store_errors() {
+async fn bad_urls_and_schema_names_are_setup_errors_not_store_failures() {
     let err = PostgresStore::connect("postgres://[not-a-host")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(
+        matches!(err, PostgresSetupError::InvalidUrl { .. }),
+        "{err:?}"
+    );
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     for schema in ["", "Robert'); DROP TABLE students;--", "has space", "1st"] {
         let err = PostgresStore::options()
             .schema(schema)
             .connect("postgres://nobody@127.0.0.1:1/nothing")
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Store { .. }), "{schema}: {err:?}");
-        let source = std::error::Error::source(&err)
-            .expect("a source")
-            .to_string();
-        assert!(source.contains("schema name"), "{schema}: {source}");
+        assert!(
+            matches!(err, PostgresSetupError::InvalidSchemaName { .. }),
+            "{schema}: {err:?}"
+        );
+        assert!(err.to_string().contains("schema name"), "{schema}: {err}");
     }
 }
 
@@ -259,7 +272,7 @@ async fn racing_subscribes_on_two_instances_have_exactly_one_winner() {
             other => panic!("round {round}: exactly one subscribe must win: {other:?}"),
         };
         assert!(
-            matches!(loser, Error::AlreadyExists { .. }),
+            matches!(loser, Error::Store(StoreError::AlreadyExists { .. })),
             "round {round}: {loser:?}"
         );
         assert_eq!(loser.status(), StatusCode::CONFLICT);
@@ -596,7 +609,7 @@ async fn hostile_search_values_match_literally_and_harm_nothing() {
 // Failures: the database stops, or stops answering; then comes back.
 
 /// Runs every store operation (and the dispatcher paths over them) once, checking each
-/// fails with `Error::Store` within `limit`, rendered as a bare 500.
+/// fails with `StoreError::Backend` within `limit`, rendered as a bare 500.
 async fn assert_every_operation_fails_fast(
     store: &PostgresStore,
     kept: &Subscription,
@@ -613,25 +626,28 @@ async fn assert_every_operation_fails_fast(
     let operations: Vec<(&str, futures_util::future::BoxFuture<'_, Result<(), Error>>)> = vec![
         (
             "insert",
-            Box::pin(async { store.insert(fresh.clone()).await }),
+            Box::pin(async { Ok(store.insert(fresh.clone()).await?) }),
         ),
         (
             "remove",
-            Box::pin(async { store.remove(kept.key()).await.map(drop) }),
+            Box::pin(async { Ok(store.remove(kept.key()).await.map(drop)?) }),
         ),
         (
             "get",
-            Box::pin(async { store.get(kept.id()).await.map(drop) }),
+            Box::pin(async { Ok(store.get(kept.id()).await.map(drop)?) }),
         ),
         (
             "matching",
-            Box::pin(async { store.matching(event, Some("adult")).await.map(drop) }),
+            Box::pin(async { Ok(store.matching(event, Some("adult")).await.map(drop)?) }),
         ),
         (
             "search",
-            Box::pin(async { store.search(&search).await.map(drop) }),
+            Box::pin(async { Ok(store.search(&search).await.map(drop)?) }),
         ),
-        ("count", Box::pin(async { store.count().await.map(drop) })),
+        (
+            "count",
+            Box::pin(async { Ok(store.count().await.map(drop)?) }),
+        ),
         (
             "subscribe",
             Box::pin(async { dispatcher.subscribe(&subscribe).await.map(drop) }),
@@ -654,10 +670,10 @@ async fn assert_every_operation_fails_fast(
         assert!(
             matches!(
                 err,
-                Error::Store {
+                Error::Store(StoreError::Backend {
                     store: "postgres",
                     ..
-                }
+                })
             ),
             "{name}: {err:?}"
         );

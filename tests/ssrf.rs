@@ -12,12 +12,12 @@
 
 use std::sync::Arc;
 
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notification::Event;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Action, Dispatcher, EndpointPolicy, EntityType, Error, EventType, InMemoryStore,
-    SubscribeRequest,
+    Action, BiotError, Dispatcher, EndpointPolicy, EntityType, Error, EventType, InMemoryStore,
+    InvalidEndpoint, SubscribeRequest, ValidationError,
 };
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -188,9 +188,14 @@ const NAMES_JUDGED_AT_DELIVERY: &[&str] = &[
     "https://rebind.plugin.example.com/",
 ];
 
-fn reason_code(error: &Error) -> &'static str {
+fn reason_code(error: &InvalidEndpoint) -> &'static str {
+    error.reason().reason_code()
+}
+
+/// The endpoint policy's reason, for an error of the dispatcher.
+fn dispatcher_reason_code(error: &Error) -> &'static str {
     match error {
-        Error::InvalidEndpoint { reason, .. } => reason.reason_code(),
+        Error::Validation(ValidationError::Endpoint(refused)) => reason_code(refused),
         other => panic!("expected INVALID_ENDPOINT, got {other:?}"),
     }
 }
@@ -199,7 +204,7 @@ fn reason_code(error: &Error) -> &'static str {
 async fn dispatcher() -> (Dispatcher, InMemoryStore, Arc<RecordingNotifier>) {
     let store = InMemoryStore::new();
     let notifier = Arc::new(RecordingNotifier::default());
-    let dispatcher = Dispatcher::builder(Arc::new(store.clone()), notifier.clone()).build();
+    let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&notifier));
     dispatcher
         .subscribe(&SubscribeRequest::new("patient", "_create", LEGITIMATE))
         .await
@@ -245,7 +250,10 @@ fn the_matrix_has_at_least_forty_attacks_and_each_is_refused_by_the_default_poli
 #[tokio::test]
 async fn every_attack_is_a_400_invalid_endpoint_through_the_api_and_the_store_is_unchanged() {
     let (dispatcher, store, notifier) = dispatcher().await;
-    let api = Api::new(dispatcher.clone());
+    let api = Api::builder(dispatcher.clone())
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     for &(input, expected) in ATTACKS {
         let body = json!({"entityTypeName": "patient", "actionName": "_create", "endpoint": input});
         let request = Request::post(SUBSCRIBE)
@@ -292,7 +300,11 @@ async fn every_attack_is_refused_by_dispatcher_subscribe_and_the_store_is_unchan
                 .await
                 .expect_err(&format!("{input:?} must be refused"));
             assert_eq!(error.code(), "INVALID_ENDPOINT", "{input:?}");
-            assert_eq!(reason_code(&error), expected, "{input:?}: {error}");
+            assert_eq!(
+                dispatcher_reason_code(&error),
+                expected,
+                "{input:?}: {error}"
+            );
             assert_eq!(store.count().await.unwrap(), 1, "{input:?}");
         }
     }
@@ -345,7 +357,7 @@ mod delivery {
     use async_trait::async_trait;
     use biot_notifications::dispatcher::DeliveryOutcome;
     use biot_notifications::notification::Event;
-    use biot_notifications::notifier::http::{AddressResolver, HttpNotifier};
+    use biot_notifications::notifier::http_notifier::{AddressResolver, HttpNotifier};
     use biot_notifications::notifier::{DeliveryError, Notifier};
     use biot_notifications::{
         AddressRange, Dispatcher, Endpoint, EndpointPolicy, EndpointRejection, EventType,
@@ -548,7 +560,8 @@ mod delivery {
     fn notifier() -> (HttpNotifier, Arc<AtomicUsize>) {
         let resolver = FakeResolver::default();
         let lookups = Arc::clone(&resolver.lookups);
-        let notifier = HttpNotifier::builder(EndpointPolicy::default())
+        let notifier = HttpNotifier::builder()
+            .endpoint_policy(EndpointPolicy::default())
             .resolver(resolver)
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(2))

@@ -30,7 +30,7 @@ use biot_notifications::notification::Event;
 use biot_notifications::search::SearchRequest;
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Dispatcher, Error, EventType, InMemoryStore, SubscribeRequest, Subscription,
+    Dispatcher, Error, EventType, InMemoryStore, StoreError, SubscribeRequest, Subscription,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -172,7 +172,7 @@ async fn stress(store: Arc<dyn SubscriptionStore>) {
     // Lets other tasks run mid-delivery, so dispatches overlap with writes.
     let notifier = Arc::new(RecordingNotifier::yielding());
     let shared = Arc::new(Shared {
-        dispatcher: Dispatcher::builder(Arc::clone(&store), notifier.clone()).build(),
+        dispatcher: Dispatcher::new(Arc::clone(&store), notifier.clone()),
         identities: identities(),
         histories: (0..IDENTITIES).map(|_| Default::default()).collect(),
         clock: Clock::default(),
@@ -271,7 +271,9 @@ async fn run_task(shared: Arc<Shared>, seed: u64) -> OpCounts {
                     });
                     counts.subscribed += 1;
                 }
-                (Err(Error::AlreadyExists { .. }), Some(_)) => counts.duplicates += 1,
+                (Err(Error::Store(StoreError::AlreadyExists { .. })), Some(_)) => {
+                    counts.duplicates += 1
+                }
                 (result, current) => {
                     panic!("subscribe of identity {i} (stored: {current:?}) answered {result:?}")
                 }
@@ -294,7 +296,7 @@ async fn run_task(shared: Arc<Shared>, seed: u64) -> OpCounts {
                     history.current = None;
                     counts.unsubscribed += 1;
                 }
-                (Err(Error::NotFound { .. }), None) => counts.not_found += 1,
+                (Err(Error::Store(StoreError::NotFound { .. })), None) => counts.not_found += 1,
                 (result, current) => {
                     panic!("unsubscribe of identity {i} (stored: {current:?}) answered {result:?}")
                 }

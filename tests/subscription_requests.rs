@@ -2,12 +2,14 @@
 //! reported by name, names get hints, template names have limits, and the identity is
 //! normalised.
 
-use biot_notifications::{EndpointPolicy, Error, SubscribeRequest, Subscription, SubscriptionKey};
+use biot_notifications::{
+    BiotError, EndpointPolicy, SubscribeRequest, Subscription, SubscriptionKey, ValidationError,
+};
 use serde_json::json;
 
 const GOOD: &str = r#"{"entityTypeName":"patient","actionName":"_create","endpoint":"https://plugin.example.com/hook"}"#;
 
-fn parse_and_validate(body: &str) -> Result<SubscriptionKey, Error> {
+fn parse_and_validate(body: &str) -> Result<SubscriptionKey, ValidationError> {
     SubscribeRequest::from_json(body.as_bytes())?.validate(&EndpointPolicy::default())
 }
 

@@ -4,7 +4,6 @@
 //!
 //! Keys: `tests/fixtures/keys/`, generated for the tests only.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use biot_notifications::api::{Api, Permission};
@@ -27,8 +26,10 @@ fn api() -> Api {
     let authorizer = TokenAuthorizer::new(TokenVerifier::new(
         PublicKey::from_pem_or_base64(PUBLIC_A).unwrap(),
     ));
-    Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
-        .authorizer(Arc::new(authorizer))
+    Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+        .authorizer(authorizer)
+        .build()
+        .unwrap()
 }
 
 fn token(private_key: &str, scopes: &[&str], lifetime: i64) -> String {
@@ -153,8 +154,10 @@ async fn each_operation_needs_its_own_permission_which_may_be_renamed() {
         authorizer.required_scope(Permission::Unsubscribe),
         "DISPATCHER_SUBSCRIPTIONS_UNSUBSCRIBE"
     );
-    let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
-        .authorizer(Arc::new(authorizer));
+    let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+        .authorizer(authorizer)
+        .build()
+        .unwrap();
     let biot_name = token(PRIVATE_A, &[Permission::Subscribe.as_str()], 300);
     let renamed = token(PRIVATE_A, &["PLUGINS_MANAGE"], 300);
     assert_eq!(

@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use axum::extract::{FromRef, State};
 use axum::routing::post;
-use biot_notifications::notifier::http::HttpNotifier;
 use biot_notifications::token::{
     NotificationVerifier, PublicKey, SigningKey, SigningTokenProvider, TokenVerifier,
     VerifiedNotification, ACTION_NOTIFICATION,
 };
 use biot_notifications::{
-    Action, Dispatcher, EndpointPolicy, EntityType, Event, EventType, InMemoryStore,
+    Action, Dispatcher, EndpointPolicy, EntityType, Event, EventType, HttpNotifier, InMemoryStore,
     SubscribeRequest,
 };
 use serde_json::json;
@@ -62,16 +61,16 @@ async fn plugin(public_key: &str) -> (String, Arc<Mutex<Vec<VerifiedNotification
 }
 
 fn signing_dispatcher() -> Dispatcher {
-    let policy = EndpointPolicy::local_development();
-    let notifier = HttpNotifier::builder(policy.clone())
+    let notifier = HttpNotifier::builder()
+        .endpoint_policy(EndpointPolicy::local_development())
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let provider = SigningTokenProvider::new(SigningKey::from_pem(PLATFORM_PRIVATE).unwrap());
-    Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(notifier))
-        .endpoint_policy(policy)
-        .token_provider(Arc::new(provider))
+    Dispatcher::builder(InMemoryStore::new(), notifier)
+        .token_provider(provider)
         .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

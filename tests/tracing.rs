@@ -82,10 +82,10 @@ fn operations_are_traced_without_bodies_or_tokens() {
 
     tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
-            let dispatcher =
-                Dispatcher::builder(Arc::new(InMemoryStore::new()), Arc::new(HalfBroken))
-                    .token_provider(Arc::new(SecretToken))
-                    .build();
+            let dispatcher = Dispatcher::builder(InMemoryStore::new(), HalfBroken)
+                .token_provider(SecretToken)
+                .build()
+                .unwrap();
             for endpoint in [
                 "https://ok.example.com/hook",
                 "https://broken.example.com/hook",
@@ -148,7 +148,7 @@ fn operations_are_traced_without_bodies_or_tokens() {
 /// (Both requests here are refused by the dispatcher, whose event is logged in the span.)
 #[test]
 fn request_spans_carry_the_trace_id_the_caller_sees() {
-    use biot_notifications::api::Api;
+    use biot_notifications::api::{AllowEveryone, Api};
 
     let captured = Captured::default();
     // With the span's creation logged too: layers that read a span's fields only when
@@ -158,7 +158,10 @@ fn request_spans_carry_the_trace_id_the_caller_sees() {
         .with_ansi(false)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
         .finish();
-    let api = Api::new(Dispatcher::new(InMemoryStore::new(), HalfBroken));
+    let api = Api::builder(Dispatcher::new(InMemoryStore::new(), HalfBroken))
+        .authorizer(AllowEveryone)
+        .build()
+        .unwrap();
     let subscribe = |traceparent: Option<&str>, body: &str| {
         let mut request = http::Request::post("/dispatcher/v1/hooks/notifications/subscribe")
             .header("content-type", "application/json");

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use async_trait::async_trait;
-use biot_notifications::api::Api;
+use biot_notifications::api::{AllowEveryone, Api};
 use biot_notifications::notification::PreparedNotification;
 use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::{Dispatcher, Endpoint, InMemoryStore};
@@ -48,7 +48,11 @@ const PATHS: &[&str] = &[
 fn api() -> &'static Api {
     static API: OnceLock<Api> = OnceLock::new();
     API.get_or_init(|| {
-        Api::new(Dispatcher::new(InMemoryStore::new(), Accepting)).max_body_bytes(4096)
+        Api::builder(Dispatcher::new(InMemoryStore::new(), Accepting))
+            .authorizer(AllowEveryone)
+            .max_body_bytes(4096)
+            .build()
+            .expect("valid options")
     })
 }
 

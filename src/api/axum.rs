@@ -15,7 +15,7 @@ use super::Api;
 /// - `.merge()` it into the host's router: the host's routes win, everything else
 ///   reaches the API. (axum refuses to merge two routers that both have a fallback.)
 /// - `.nest("/prefix", ...)` it: axum strips the prefix before the API sees the path, so
-///   give the API `.base_path("")` to serve `/prefix/v1/hooks/...`.
+///   build the API with `.base_path("")` to serve `/prefix/v1/hooks/...`.
 ///
 /// Serving needs axum's `tokio` and `http1` features in the host (this crate needs
 /// neither).
@@ -23,19 +23,22 @@ use super::Api;
 /// ```
 /// use axum::routing::get;
 /// use biot_notifications::notifier::DiscardingNotifier;
-/// use biot_notifications::api::{self, Api};
+/// use biot_notifications::api::{self, AllowEveryone, Api};
 /// use biot_notifications::{Dispatcher, InMemoryStore};
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
+/// let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
+/// let api = Api::builder(dispatcher.clone()).authorizer(AllowEveryone).build()?;
 ///
 /// // BioT's routes under /dispatcher, next to the host's own.
 /// let app = axum::Router::new()
 ///     .route("/ready", get(|| async { "ok" }))
-///     .merge(api::router(api.clone()));
+///     .merge(api::router(api));
 ///
 /// // Or under a prefix of the host's choosing.
-/// let nested = axum::Router::new().nest("/hooks", api::router(api.base_path("")));
+/// let at_root = Api::builder(dispatcher).authorizer(AllowEveryone).base_path("").build()?;
+/// let nested = axum::Router::new().nest("/hooks", api::router(at_root));
 /// # let _ = (app, nested);
+/// # Ok::<(), biot_notifications::api::ApiBuildError>(())
 /// ```
 pub fn router(api: Api) -> Router {
     Router::new().fallback(move |request: Request| {

@@ -4,7 +4,12 @@
 //! always answers with an `http::Response<Bytes>`: every failure is BioT's
 //! `ErrorResponse`, never an `Err` and never a panic. A host mounts it under any server
 //! (hyper, axum, a Lambda adapter) in a few lines; with the `axum` feature,
-//! `router` (below) does it in one.
+//! `router` (below) does it in one, and with the `tower` feature the `Api` is a
+//! `tower::Service` any hyper or tower server takes as it is.
+//!
+//! Building an `Api` takes an explicit choice of [`Authorizer`]: the host's token check,
+//! or [`AllowEveryone`], named, for local development and tests. There is no default
+//! that lets every caller in.
 //!
 //! | method | path (after the base path, default `/dispatcher`) | success |
 //! |---|---|---|
@@ -22,7 +27,7 @@
 //! - `HEAD` is served on the `GET` routes, as HTTP asks of a server: the same status and
 //!   headers as `GET` (including `content-length`), with an empty body. It needs the
 //!   same permission as the `GET`.
-//! - The default [`environment`](Api::environment) is `""`: an unconfigured service
+//! - The default [`environment`](ApiBuilder::environment) is `""`: an unconfigured service
 //!   says nothing rather than claim to be `production`.
 //! - Paths match exactly: no trailing slash, no case folding, no percent-decoding.
 //! - Checks run cheapest and least revealing first: route and method, then the
@@ -44,15 +49,25 @@ use http_body::Body;
 use tracing::Instrument;
 
 use crate::dispatcher::Dispatcher;
-use crate::error::{BoxError, Error};
+use crate::wire_error::BoxError;
 
+mod api_error;
 mod authorize;
+mod builder;
 mod error_response;
 mod read;
 mod route;
+#[cfg(feature = "tower")]
+mod tower;
 
-pub use authorize::{Authorizer, Permission};
+#[cfg(feature = "tower")]
+pub use self::tower::ApiFuture;
+pub use api_error::ApiError;
+pub use authorize::{AllowEveryone, AuthorizationError, Authorizer, Permission};
+pub use builder::{ApiBuildError, ApiBuilder};
 pub use error_response::{ErrorReport, ErrorResponse};
+
+use authorize::Authorization;
 
 use error_response::panic_message;
 use read::ReadHeaders;
@@ -78,102 +93,68 @@ pub const DEFAULT_ENVIRONMENT: &str = "";
 
 /// The dispatcher's HTTP surface; see the [module docs](self) for the routes.
 ///
-/// Cheap to clone (one reference count): clones share the dispatcher and options.
-/// Configure it before sharing it; each option method returns the changed `Api`.
+/// Built once with [`Api::builder`], which needs an [`Authorizer`]; cheap to clone (one
+/// reference count), and clones share the dispatcher and the options, which cannot
+/// change after [`build`](ApiBuilder::build).
 ///
 /// ```
-/// use std::sync::Arc;
-/// use biot_notifications::api::Api;
+/// use biot_notifications::api::{AllowEveryone, Api};
 /// use biot_notifications::notifier::DiscardingNotifier;
 /// use biot_notifications::{Dispatcher, InMemoryStore};
 ///
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
-///     .base_path("/notifications/")   // served at /notifications/v1/hooks/...
-///     .max_body_bytes(16 * 1024)
-///     .service_name("notification-dispatcher")
-///     .environment("staging");
+/// let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+///     .authorizer(AllowEveryone) // local development and tests only
+///     .build()?;
+/// # let _ = api;
+/// # Ok::<(), biot_notifications::api::ApiBuildError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Api {
     inner: Arc<Options>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Options {
     dispatcher: Dispatcher,
     base_path: String,
     max_body_bytes: usize,
     service_name: String,
     environment: String,
-    authorizer: Option<Arc<dyn Authorizer>>,
+    authorization: Authorization,
 }
 
 impl Api {
-    /// The surface of `dispatcher`, with the defaults: base path [`DEFAULT_BASE_PATH`],
-    /// body limit [`DEFAULT_MAX_BODY_BYTES`], service name [`DEFAULT_SERVICE_NAME`],
-    /// environment [`DEFAULT_ENVIRONMENT`], and no authorizer (every call is allowed).
-    pub fn new(dispatcher: Dispatcher) -> Self {
-        Api {
-            inner: Arc::new(Options {
-                dispatcher,
-                base_path: DEFAULT_BASE_PATH.to_owned(),
-                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-                service_name: DEFAULT_SERVICE_NAME.to_owned(),
-                environment: DEFAULT_ENVIRONMENT.to_owned(),
-                authorizer: None,
-            }),
-        }
-    }
-
-    /// Serves the routes under `base_path` instead of [`DEFAULT_BASE_PATH`].
-    ///
-    /// Trailing slashes are dropped and a missing leading slash is added, so
-    /// `"dispatcher/"` is `"/dispatcher"`; `""` (or `"/"`) serves the routes at the root,
-    /// as when a router strips the prefix itself.
-    #[must_use]
-    pub fn base_path(mut self, base_path: impl Into<String>) -> Self {
-        let base_path = base_path.into();
-        let trimmed = base_path.trim_end_matches('/');
-        let normalised = if trimmed.is_empty() || trimmed.starts_with('/') {
-            trimmed.to_owned()
-        } else {
-            format!("/{trimmed}")
-        };
-        Arc::make_mut(&mut self.inner).base_path = normalised;
-        self
-    }
-
-    /// Answers bodies longer than `max_body_bytes` with 413, reading no further.
-    #[must_use]
-    pub fn max_body_bytes(mut self, max_body_bytes: usize) -> Self {
-        Arc::make_mut(&mut self.inner).max_body_bytes = max_body_bytes;
-        self
-    }
-
-    /// The `serviceName` put in error responses.
-    #[must_use]
-    pub fn service_name(mut self, service_name: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.inner).service_name = service_name.into();
-        self
-    }
-
-    /// The `environment` put in error responses, e.g. `production` or `develop`.
-    #[must_use]
-    pub fn environment(mut self, environment: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.inner).environment = environment.into();
-        self
-    }
-
-    /// Checks every subscription call with `authorizer` (the health check stays public).
-    #[must_use]
-    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
-        Arc::make_mut(&mut self.inner).authorizer = Some(authorizer);
-        self
+    /// A builder for the surface of `dispatcher`: choose an [`Authorizer`] (required),
+    /// and, if the defaults do not suit, the base path ([`DEFAULT_BASE_PATH`]), the body
+    /// limit ([`DEFAULT_MAX_BODY_BYTES`]), the service name ([`DEFAULT_SERVICE_NAME`])
+    /// and the environment ([`DEFAULT_ENVIRONMENT`]).
+    pub fn builder(dispatcher: Dispatcher) -> ApiBuilder {
+        ApiBuilder::new(dispatcher)
     }
 
     /// The dispatcher behind the surface.
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.inner.dispatcher
+    }
+
+    /// The base path the routes are served under, normalised (`""` for the root).
+    pub fn base_path(&self) -> &str {
+        &self.inner.base_path
+    }
+
+    /// The largest request body read.
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+
+    /// The `serviceName` of error responses.
+    pub fn service_name(&self) -> &str {
+        &self.inner.service_name
+    }
+
+    /// The `environment` of error responses.
+    pub fn environment(&self) -> &str {
+        &self.inner.environment
     }
 
     /// Answers one request.
@@ -184,11 +165,13 @@ impl Api {
     ///
     /// ```
     /// # futures_util::FutureExt::now_or_never(async {
-    /// use biot_notifications::api::Api;
+    /// use biot_notifications::api::{AllowEveryone, Api};
     /// use biot_notifications::notifier::DiscardingNotifier;
     /// use biot_notifications::{Dispatcher, InMemoryStore};
     ///
-    /// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier));
+    /// let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+    ///     .authorizer(AllowEveryone)
+    ///     .build()?;
     ///
     /// let subscribe = http::Request::post("/dispatcher/v1/hooks/notifications/subscribe")
     ///     .header("content-type", "application/json")
@@ -248,12 +231,12 @@ impl Api {
             .await;
         let response = span.in_scope(|| match outcome {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => self.error_response(error, trace_id.as_str(), authorization.as_ref()),
+            Ok(Err(error)) => self.answer_error(error, trace_id.as_str(), authorization.as_ref()),
             Err(panic) => {
-                let error = Error::Internal {
+                let error = ApiError::Internal {
                     source: panic_message(panic.as_ref()).into(),
                 };
-                self.error_response(error, trace_id.as_str(), None)
+                self.answer_error(error, trace_id.as_str(), None)
             }
         });
         if is_head {
@@ -273,24 +256,4 @@ fn without_body(mut response: Response<Bytes>) -> Response<Bytes> {
             .insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::notifier::DiscardingNotifier;
-
-    #[test]
-    fn base_paths_are_normalised() {
-        fn base(path: &str) -> String {
-            let dispatcher =
-                crate::Dispatcher::new(crate::InMemoryStore::new(), DiscardingNotifier);
-            Api::new(dispatcher).base_path(path).inner.base_path.clone()
-        }
-        assert_eq!(base("/dispatcher/"), "/dispatcher");
-        assert_eq!(base("dispatcher"), "/dispatcher");
-        assert_eq!(base("/"), "");
-        assert_eq!(base(""), "");
-        assert_eq!(base("/a/b//"), "/a/b");
-    }
 }

@@ -12,27 +12,32 @@ use http::header::{
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::Api;
-use crate::error::{echo, BoxError, Error};
+use super::{Api, ApiError};
 use crate::notification::TraceParent;
+use crate::subscription::ValidationError;
+use crate::wire_error::{echo, BoxError};
 
 impl Api {
     /// Reads a JSON request body of at most the configured size.
-    pub(super) async fn read_body<B>(&self, headers: &BodyHeaders, body: B) -> Result<Bytes, Error>
+    pub(super) async fn read_body<B>(
+        &self,
+        headers: &BodyHeaders,
+        body: B,
+    ) -> Result<Bytes, ApiError>
     where
         B: Body + Send,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
         if let Err(content_type) = &headers.content_type {
-            return Err(Error::UnsupportedMediaType {
+            return Err(ApiError::UnsupportedMediaType {
                 content_type: content_type
                     .as_ref()
                     .map(|value| echo(&String::from_utf8_lossy(value.as_bytes()))),
             });
         }
         let limit = self.inner.max_body_bytes;
-        let too_large = || Error::PayloadTooLarge { limit };
+        let too_large = || ApiError::PayloadTooLarge { limit };
         // Refuse what is declared too large before reading a byte of it.
         let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
         let declared_too_large = headers
@@ -45,9 +50,10 @@ impl Api {
         match data_of(Limited::new(body, limit)).await {
             Ok(data) => Ok(data),
             Err(error) if is_length_limit(&*error) => Err(too_large()),
-            Err(_) => Err(Error::MalformedBody {
+            Err(_) => Err(ValidationError::MalformedBody {
                 reason: "the request body could not be read".to_owned(),
-            }),
+            }
+            .into()),
         }
     }
 }

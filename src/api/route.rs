@@ -8,10 +8,10 @@ use http_body::Body;
 use serde::Serialize;
 
 use super::read::{BodyHeaders, TraceId};
-use super::{Api, Permission};
-use crate::error::{echo, BoxError, Error};
+use super::{Api, ApiError, Permission};
 use crate::search::{SearchRequest, SearchResponse};
 use crate::subscription::SubscribeRequest;
+use crate::wire_error::{echo, BoxError};
 
 const SUBSCRIBE_PATH: &str = "/v1/hooks/notifications/subscribe";
 const UNSUBSCRIBE_PATH: &str = "/v1/hooks/notifications/unsubscribe";
@@ -32,7 +32,7 @@ impl Api {
         request: Request<B>,
         body_headers: &BodyHeaders,
         trace_id: &TraceId,
-    ) -> Result<Response<Bytes>, Error>
+    ) -> Result<Response<Bytes>, ApiError>
     where
         B: Body + Send,
         B::Data: Send,
@@ -76,16 +76,16 @@ impl Api {
 
     /// The route a request names, or why none: 404 for an unknown path, 405 for a
     /// known path with the wrong method.
-    fn route(&self, parts: &Parts) -> Result<Route, Error> {
+    fn route(&self, parts: &Parts) -> Result<Route, ApiError> {
         let path = parts.uri.path();
         let route = path
             .strip_prefix(self.inner.base_path.as_str())
             .and_then(Route::from_path)
-            .ok_or_else(|| Error::RouteNotFound { path: echo(path) })?;
+            .ok_or_else(|| ApiError::RouteNotFound { path: echo(path) })?;
         if route.allows(&parts.method) {
             Ok(route)
         } else {
-            Err(Error::MethodNotAllowed {
+            Err(ApiError::MethodNotAllowed {
                 method: parts.method.clone(),
                 allowed: route.allow_header(),
             })
@@ -131,7 +131,7 @@ impl Route {
 pub(super) fn json_response<T: Serialize + ?Sized>(
     status: StatusCode,
     body: &T,
-) -> Result<Response<Bytes>, Error> {
+) -> Result<Response<Bytes>, ApiError> {
     json_response_with(status, |out| serde_json::to_writer(out, body))
 }
 
@@ -139,10 +139,10 @@ pub(super) fn json_response<T: Serialize + ?Sized>(
 fn json_response_with(
     status: StatusCode,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
-) -> Result<Response<Bytes>, Error> {
+) -> Result<Response<Bytes>, ApiError> {
     // Room for a subscription or an error up front, where `to_vec` grows from 128 bytes.
     let mut buffer = Vec::with_capacity(512);
-    write(&mut buffer).map_err(|error| Error::Internal {
+    write(&mut buffer).map_err(|error| ApiError::Internal {
         source: Box::new(error),
     })?;
     let mut response = Response::new(Bytes::from(buffer));

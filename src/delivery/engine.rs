@@ -28,6 +28,7 @@ use crate::dispatcher::attempt::{deliver_once, Attempt};
 use crate::dispatcher::{DeliveryOutcome, Dispatcher};
 use crate::error::Error;
 use crate::notification::{Event, TraceParent};
+use crate::wire_error::BiotError;
 
 /// How long [`DeliveryEngine::shutdown`] waits, past its deadline, for cancelled work
 /// to count itself (cancellation is immediate; this only covers scheduling).
@@ -162,6 +163,34 @@ impl From<SubmitError> for Error {
             SubmitError::Overloaded { queue_capacity, .. } => Error::Overloaded { queue_capacity },
             SubmitError::ShuttingDown { .. } => Error::ShuttingDown,
         }
+    }
+}
+
+impl SubmitError {
+    /// The [`Error`] this refusal converts into, without the event.
+    fn as_error(&self) -> Error {
+        match self {
+            SubmitError::Overloaded { queue_capacity, .. } => Error::Overloaded {
+                queue_capacity: *queue_capacity,
+            },
+            SubmitError::ShuttingDown { .. } => Error::ShuttingDown,
+        }
+    }
+}
+
+/// As the [`Error`] it converts into: `503`, code `SERVICE_UNAVAILABLE`, with the
+/// reason (and the queue's capacity) in the details.
+impl BiotError for SubmitError {
+    fn code(&self) -> &'static str {
+        self.as_error().code()
+    }
+
+    fn status(&self) -> http::StatusCode {
+        self.as_error().status()
+    }
+
+    fn details(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.as_error().details()
     }
 }
 

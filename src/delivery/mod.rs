@@ -19,7 +19,7 @@
 //! use biot_notifications::notifier::DiscardingNotifier;
 //! use biot_notifications::{Action, Dispatcher, EntityType, Event, EventType, InMemoryStore, SubscribeRequest};
 //!
-//! // A real host delivers over HTTP (`notifier::http::HttpNotifier`).
+//! // A real host delivers over HTTP (`notifier::http_notifier::HttpNotifier`).
 //! let dispatcher = Dispatcher::new(InMemoryStore::new(), DiscardingNotifier);
 //! dispatcher
 //!     .subscribe(&SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook"))

@@ -37,7 +37,7 @@ mod rejection;
 pub use normalised::Endpoint;
 pub use policy::EndpointPolicy;
 pub use range::{non_public_range, AddressRange};
-pub use rejection::EndpointRejection;
+pub use rejection::{EndpointRejection, InvalidEndpoint};
 
 /// The longest endpoint accepted, in bytes, both as given and once normalised.
 pub const MAX_ENDPOINT_LEN: usize = 2048;

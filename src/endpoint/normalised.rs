@@ -9,7 +9,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use url::{Host, Url};
 
 use super::{EndpointRejection, MAX_ENDPOINT_LEN};
-use crate::error::echo;
+use crate::wire_error::echo;
 
 // Named in the docs only.
 #[cfg(doc)]

@@ -6,8 +6,8 @@ use ipnet::IpNet;
 use url::Host;
 
 use super::normalised::typed_host;
-use super::{non_public_range, Endpoint, EndpointRejection};
-use crate::error::{echo, Error};
+use super::{non_public_range, Endpoint, EndpointRejection, InvalidEndpoint};
+use crate::wire_error::echo;
 
 /// Which endpoints a dispatcher accepts.
 ///
@@ -93,8 +93,9 @@ impl EndpointPolicy {
                 .map_or_else(|_| host.to_ascii_lowercase(), |parsed| parsed.to_string()),
         };
         let host = host.strip_suffix('.').unwrap_or(&host).to_owned();
-        if !self.allowed_hosts.contains(&host) {
-            self.allowed_hosts.push(host);
+        // Kept sorted, so that two policies allowing the same hosts are equal.
+        if let Err(at) = self.allowed_hosts.binary_search(&host) {
+            self.allowed_hosts.insert(at, host);
         }
         self
     }
@@ -103,8 +104,8 @@ impl EndpointPolicy {
     /// URLs and for addresses host names resolve to at delivery.
     pub fn allow_network(mut self, net: IpNet) -> Self {
         let net = net.trunc();
-        if !self.allowed_networks.contains(&net) {
-            self.allowed_networks.push(net);
+        if let Err(at) = self.allowed_networks.binary_search(&net) {
+            self.allowed_networks.insert(at, net);
         }
         self
     }
@@ -123,12 +124,12 @@ impl EndpointPolicy {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEndpoint`] echoing (a bounded prefix of) the input, with the
+    /// [`InvalidEndpoint`] echoing (a bounded prefix of) the input, with the
     /// [`EndpointRejection`] saying why.
-    pub fn validate(&self, input: &str) -> Result<Endpoint, Error> {
+    pub fn validate(&self, input: &str) -> Result<Endpoint, InvalidEndpoint> {
         Endpoint::parse(input)
             .and_then(|endpoint| self.check(&endpoint).map(|()| endpoint))
-            .map_err(|reason| Error::invalid_endpoint(input, reason))
+            .map_err(|reason| InvalidEndpoint::new(input, reason))
     }
 
     /// Checks an already-parsed endpoint against this policy.

@@ -1,8 +1,13 @@
-//! Why an endpoint was rejected: [`EndpointRejection`].
+//! Why an endpoint was rejected: [`EndpointRejection`], and [`InvalidEndpoint`], the
+//! endpoint layer's error that carries it with the input.
 
 use std::net::IpAddr;
 
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+
 use super::AddressRange;
+use crate::wire_error::{details_object, echo, BiotError};
 
 // Named in the docs only.
 #[cfg(doc)]
@@ -114,5 +119,63 @@ impl EndpointRejection {
             EndpointRejection::NotFullyQualified { .. } => "not_fully_qualified",
             EndpointRejection::NonPublicAddress { .. } => "non_public_address",
         }
+    }
+}
+
+/// An endpoint that was refused, with the input echoed: the endpoint layer's error.
+///
+/// Answered `400` with code `INVALID_ENDPOINT` and details `{"invalidEndpoint",
+/// "reason"}`; the input is cut to a bounded prefix, so a hostile request cannot make
+/// the error larger than the request.
+///
+/// ```
+/// use biot_notifications::{BiotError, EndpointPolicy, EndpointRejection};
+///
+/// let err = EndpointPolicy::default().validate("http://plugin.example.com/").unwrap_err();
+/// assert_eq!(err.input(), "http://plugin.example.com/");
+/// assert!(matches!(err.reason(), EndpointRejection::InsecureScheme));
+/// assert_eq!(err.code(), "INVALID_ENDPOINT");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not an acceptable endpoint: {reason}")]
+pub struct InvalidEndpoint {
+    input: String,
+    reason: EndpointRejection,
+}
+
+impl InvalidEndpoint {
+    /// `input` refused for `reason`; only a bounded prefix of `input` is kept.
+    pub fn new(input: &str, reason: EndpointRejection) -> Self {
+        InvalidEndpoint {
+            input: echo(input),
+            reason,
+        }
+    }
+
+    /// The refused input (cut to a bounded prefix when long).
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> &EndpointRejection {
+        &self.reason
+    }
+}
+
+impl BiotError for InvalidEndpoint {
+    fn code(&self) -> &'static str {
+        "INVALID_ENDPOINT"
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        details_object(json!({
+            "invalidEndpoint": self.input,
+            "reason": self.reason.to_string(),
+        }))
     }
 }

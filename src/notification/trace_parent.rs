@@ -6,7 +6,7 @@ use std::str::FromStr;
 use http::header::HeaderValue;
 use uuid::Uuid;
 
-use crate::error::Error;
+use crate::subscription::ValidationError;
 
 /// A W3C trace context (`traceparent`): which trace a request belongs to, and which
 /// call made it.
@@ -278,11 +278,11 @@ impl InvalidTraceParent {
     }
 }
 
-impl From<InvalidTraceParent> for Error {
-    /// An [`Error::InvalidAttribute`] for `traceparent`, for hosts that read the header
+impl From<InvalidTraceParent> for ValidationError {
+    /// A [`ValidationError::InvalidAttribute`] for `traceparent`, for hosts that read the header
     /// from an incoming request.
     fn from(invalid: InvalidTraceParent) -> Self {
-        Error::InvalidAttribute {
+        ValidationError::InvalidAttribute {
             attribute: "traceparent",
             reason: invalid.reason().to_owned(),
         }
@@ -323,7 +323,8 @@ mod tests {
     }
     #[test]
     fn invalid_traceparent_becomes_an_invalid_attribute_error() {
-        let err = Error::from(InvalidTraceParent::TraceId);
+        use crate::wire_error::BiotError;
+        let err = ValidationError::from(InvalidTraceParent::TraceId);
         assert_eq!(err.code(), "INVALID_ATTRIBUTE");
         assert_eq!(
             err.to_string(),

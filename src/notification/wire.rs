@@ -8,8 +8,7 @@ use time::OffsetDateTime;
 
 use super::event::entity_template_name;
 use super::{Event, EventStatus, Initiator};
-use crate::catalog::{Action, EntityType, EventType};
-use crate::error::Error;
+use crate::catalog::{Action, CatalogError, EntityType, EventType};
 
 /// Exactly the JSON body a plugin receives.
 ///
@@ -69,8 +68,9 @@ impl Notification {
     /// The `(entity type, action)` pair, checked.
     ///
     /// # Errors
-    /// [`Error::InvalidAction`] when BioT does not notify this action on this entity type.
-    pub fn event_type(&self) -> Result<EventType, Error> {
+    /// [`CatalogError::InvalidAction`] when BioT does not notify this action on this
+    /// entity type.
+    pub fn event_type(&self) -> Result<EventType, CatalogError> {
         EventType::new(self.metadata.entity_type_name, self.metadata.action_name)
     }
 

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::parse::{parse_condition, parse_sort_order};
+use super::InvalidSearchRequest;
 use super::{Direction, SortField};
-use crate::error::Error;
 
 /// The conditions on one field (BioT's `FilterV2`, restricted to what strings support).
 ///
@@ -26,10 +26,9 @@ use crate::error::Error;
 /// ```
 /// use biot_notifications::search::FilterCondition;
 ///
-/// let not_internal = FilterCondition {
-///     not_in: Some(vec!["https://internal.example.com/hook".into()]),
-///     ..FilterCondition::like("example.com")
-/// };
+/// // Conditions combine by setting more than one field.
+/// let mut not_internal = FilterCondition::like("example.com");
+/// not_internal.not_in = Some(vec!["https://internal.example.com/hook".into()]);
 /// assert_eq!(
 ///     serde_json::to_value(&not_internal).unwrap(),
 ///     serde_json::json!({"notIn": ["https://internal.example.com/hook"], "like": "example.com"}),
@@ -37,6 +36,7 @@ use crate::error::Error;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "Value")]
+#[non_exhaustive]
 pub struct FilterCondition {
     /// The field equals this value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,10 +120,10 @@ impl FilterCondition {
 }
 
 impl TryFrom<Value> for FilterCondition {
-    type Error = Error;
+    type Error = InvalidSearchRequest;
 
     /// Validates a JSON condition object, as inside a search request's `filter`.
-    fn try_from(value: Value) -> Result<Self, Error> {
+    fn try_from(value: Value) -> Result<Self, InvalidSearchRequest> {
         parse_condition(None, value)
     }
 }
@@ -138,6 +138,7 @@ impl TryFrom<Value> for FilterCondition {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Value")]
+#[non_exhaustive]
 pub struct SortOrder {
     /// The property sorted by.
     pub prop: SortField,
@@ -163,10 +164,10 @@ impl SortOrder {
 }
 
 impl TryFrom<Value> for SortOrder {
-    type Error = Error;
+    type Error = InvalidSearchRequest;
 
     /// Validates a JSON `{"prop", "order"}` object, as inside a search request's `sort`.
-    fn try_from(value: Value) -> Result<Self, Error> {
+    fn try_from(value: Value) -> Result<Self, InvalidSearchRequest> {
         parse_sort_order("the sort order", value)
     }
 }

@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use biot_notifications::search::{SearchRequest, SearchResponse};
-//! use biot_notifications::{SubscribeRequest, Subscription};
+//! use biot_notifications::{BiotError, SubscribeRequest, Subscription};
 //!
 //! let subscriptions = [
 //!     SubscribeRequest::new("patient", "_create", "https://plugin.example.com/patients"),
@@ -52,12 +52,14 @@
 
 mod evaluate;
 mod filter;
+mod invalid;
 mod names;
 mod parse;
 mod request;
 mod response;
 
 pub use filter::{FilterCondition, SortOrder};
+pub use invalid::InvalidSearchRequest;
 pub use names::{Direction, SearchField, SortField};
 pub use request::SearchRequest;
 pub use response::{Page, PageMetadata, SearchMetadata, SearchResponse};

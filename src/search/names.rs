@@ -6,7 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::parse::{invalid, join};
-use crate::error::{echo, Error};
+use super::InvalidSearchRequest;
+use crate::wire_error::echo;
 
 /// Generates a fieldless enum whose wire names come from one table, with `ALL`,
 /// `as_str`, `parse` and the Display/FromStr/serde impls all reading that table.
@@ -37,8 +38,8 @@ macro_rules! search_name {
             /// Parses a wire name (exact, case-sensitive).
             ///
             /// # Errors
-            /// [`Error::InvalidSearchRequest`] naming the input and the valid names.
-            pub fn parse(s: &str) -> Result<Self, Error> {
+            /// [`InvalidSearchRequest`] naming the input and the valid names.
+            pub fn parse(s: &str) -> Result<Self, InvalidSearchRequest> {
                 Self::ALL
                     .iter()
                     .copied()
@@ -60,17 +61,17 @@ macro_rules! search_name {
         }
 
         impl FromStr for $name {
-            type Err = Error;
+            type Err = InvalidSearchRequest;
 
-            fn from_str(s: &str) -> Result<Self, Error> {
+            fn from_str(s: &str) -> Result<Self, InvalidSearchRequest> {
                 Self::parse(s)
             }
         }
 
         impl TryFrom<&str> for $name {
-            type Error = Error;
+            type Error = InvalidSearchRequest;
 
-            fn try_from(s: &str) -> Result<Self, Error> {
+            fn try_from(s: &str) -> Result<Self, InvalidSearchRequest> {
                 Self::parse(s)
             }
         }

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::InvalidSearchRequest;
 use super::{
     Direction, FilterCondition, SearchField, SearchRequest, SortField, SortOrder, MAX_SEARCH_LIMIT,
 };
-use crate::error::{echo, Error};
+use crate::wire_error::echo;
 
 /// The attributes of a search request, for error messages.
 const REQUEST_ATTRIBUTES: &[&str] = &["filter", "sort", "freeTextSearch", "limit", "page"];
@@ -21,10 +22,8 @@ const UNSUPPORTED_OPERATORS: &[&str] = &["lt", "lte", "gt", "gte", "from", "to",
 /// BioT's logical filter keys; subscriptions combine fields with AND only.
 const LOGICAL_OPERATORS: &[&str] = &["$AND", "$OR", "$NOT"];
 
-pub(super) fn invalid(reason: impl Into<String>) -> Error {
-    Error::InvalidSearchRequest {
-        reason: reason.into(),
-    }
+pub(super) fn invalid(reason: impl Into<String>) -> InvalidSearchRequest {
+    InvalidSearchRequest::new(reason)
 }
 
 pub(super) fn join<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
@@ -43,7 +42,7 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-pub(super) fn parse_request(value: Value) -> Result<SearchRequest, Error> {
+pub(super) fn parse_request(value: Value) -> Result<SearchRequest, InvalidSearchRequest> {
     let Value::Object(attributes) = value else {
         return Err(invalid(format!(
             "it must be a JSON object, not {}",
@@ -82,7 +81,12 @@ pub(super) fn parse_request(value: Value) -> Result<SearchRequest, Error> {
     Ok(request.recompile())
 }
 
-fn parse_integer(name: &str, value: &Value, min: u32, max: u32) -> Result<u32, Error> {
+fn parse_integer(
+    name: &str,
+    value: &Value,
+    min: u32,
+    max: u32,
+) -> Result<u32, InvalidSearchRequest> {
     value
         .as_u64()
         .and_then(|n| u32::try_from(n).ok())
@@ -98,7 +102,9 @@ fn parse_integer(name: &str, value: &Value, min: u32, max: u32) -> Result<u32, E
         })
 }
 
-fn parse_filter(value: Value) -> Result<BTreeMap<SearchField, FilterCondition>, Error> {
+fn parse_filter(
+    value: Value,
+) -> Result<BTreeMap<SearchField, FilterCondition>, InvalidSearchRequest> {
     let Value::Object(fields) = value else {
         return Err(invalid(format!(
             "`filter` must be an object of fields and their conditions, not {}",
@@ -122,7 +128,7 @@ fn is_logical_operator(name: &str) -> bool {
         .any(|op| op.eq_ignore_ascii_case(name))
 }
 
-fn logical_operator_error(name: &str) -> Error {
+fn logical_operator_error(name: &str) -> InvalidSearchRequest {
     invalid(format!(
         "the logical filter `{}` is not supported for subscriptions; conditions are always combined with AND",
         echo(name)
@@ -133,7 +139,7 @@ fn logical_operator_error(name: &str) -> Error {
 pub(super) fn parse_condition(
     field: Option<SearchField>,
     value: Value,
-) -> Result<FilterCondition, Error> {
+) -> Result<FilterCondition, InvalidSearchRequest> {
     let on = field.map(|f| format!(" on `{f}`")).unwrap_or_default();
     let Value::Object(operators) = value else {
         return Err(invalid(format!(
@@ -185,7 +191,7 @@ struct Operand<'a> {
 }
 
 impl Operand<'_> {
-    fn string(self) -> Result<Option<String>, Error> {
+    fn string(self) -> Result<Option<String>, InvalidSearchRequest> {
         match self.value {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(s)),
@@ -198,7 +204,7 @@ impl Operand<'_> {
         }
     }
 
-    fn strings(self) -> Result<Option<Vec<String>>, Error> {
+    fn strings(self) -> Result<Option<Vec<String>>, InvalidSearchRequest> {
         match self.value {
             Value::Null => Ok(None),
             Value::Array(items) => items
@@ -224,7 +230,7 @@ impl Operand<'_> {
         }
     }
 
-    fn boolean(self) -> Result<Option<bool>, Error> {
+    fn boolean(self) -> Result<Option<bool>, InvalidSearchRequest> {
         match self.value {
             Value::Null => Ok(None),
             Value::Bool(b) => Ok(Some(b)),
@@ -238,7 +244,7 @@ impl Operand<'_> {
     }
 }
 
-fn parse_sort(value: Value) -> Result<Vec<SortOrder>, Error> {
+fn parse_sort(value: Value) -> Result<Vec<SortOrder>, InvalidSearchRequest> {
     let Value::Array(items) = value else {
         return Err(invalid(format!(
             "`sort` must be an array of {{\"prop\", \"order\"}} objects, not {}",
@@ -253,7 +259,10 @@ fn parse_sort(value: Value) -> Result<Vec<SortOrder>, Error> {
 }
 
 /// Parses an `Order` object; `what` names it in errors.
-pub(super) fn parse_sort_order(what: &str, value: Value) -> Result<SortOrder, Error> {
+pub(super) fn parse_sort_order(
+    what: &str,
+    value: Value,
+) -> Result<SortOrder, InvalidSearchRequest> {
     let Value::Object(attributes) = value else {
         return Err(invalid(format!(
             "{what} must be an object with `prop` and `order`, not {}",

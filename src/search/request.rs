@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::evaluate::{select_page, Compiled};
 use super::parse::{invalid, parse_request};
+use super::InvalidSearchRequest;
 use super::{
     Direction, FilterCondition, Page, SearchField, SortField, SortOrder, DEFAULT_SEARCH_LIMIT,
     MAX_SEARCH_LIMIT, SEARCH_REQUEST_PARAMETER,
 };
-use crate::error::Error;
 use crate::subscription::{malformed_reason, Subscription};
 
 /// A validated search for subscriptions (BioT's `SearchRequestV2`).
@@ -70,10 +70,10 @@ impl SearchRequest {
     /// Parses a JSON search request, as found in the `searchRequest` parameter.
     ///
     /// # Errors
-    /// [`Error::InvalidSearchRequest`] saying what is wrong: bad JSON, an unknown
+    /// [`InvalidSearchRequest`] saying what is wrong: bad JSON, an unknown
     /// attribute, field, operator or sort property, an unsupported operator, a value of
     /// the wrong type, a `limit` outside 1..=[`MAX_SEARCH_LIMIT`] or a negative `page`.
-    pub fn from_json(json: &[u8]) -> Result<Self, Error> {
+    pub fn from_json(json: &[u8]) -> Result<Self, InvalidSearchRequest> {
         let value: Value =
             serde_json::from_slice(json).map_err(|e| invalid(malformed_reason(&e)))?;
         Self::try_from(value)
@@ -87,7 +87,7 @@ impl SearchRequest {
     ///
     /// # Errors
     /// As [`from_json`](Self::from_json), and when `searchRequest` is given twice.
-    pub fn from_query(query: Option<&str>) -> Result<Self, Error> {
+    pub fn from_query(query: Option<&str>) -> Result<Self, InvalidSearchRequest> {
         let Some(query) = query else {
             return Ok(Self::default());
         };
@@ -280,10 +280,10 @@ impl fmt::Debug for SearchRequest {
 }
 
 impl TryFrom<Value> for SearchRequest {
-    type Error = Error;
+    type Error = InvalidSearchRequest;
 
     /// Validates a JSON search request; [`from_json`](SearchRequest::from_json) on a value.
-    fn try_from(value: Value) -> Result<Self, Error> {
+    fn try_from(value: Value) -> Result<Self, InvalidSearchRequest> {
         parse_request(value)
     }
 }

@@ -15,6 +15,7 @@ use crate::subscription::Subscription;
 /// own count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Page<T> {
     /// The results on this page, in the search's order.
     pub data: Vec<T>,
@@ -27,6 +28,18 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A page: its results, how many results there are over all pages, its number
+    /// (from 0) and the page size asked for. A store that searches in its own database
+    /// fills it from [`SearchRequest::page`], [`SearchRequest::limit`] and its count.
+    pub fn new(data: Vec<T>, total_results: u64, page: u32, limit: u32) -> Self {
+        Page {
+            data,
+            total_results,
+            page,
+            limit,
+        }
+    }
+
     /// The same page with each result converted by `f`.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
@@ -41,6 +54,7 @@ impl<T> Page<T> {
 /// The body of a successful search (BioT's `SearchResponseSubscribeResponse`):
 /// `{"data": [...], "metadata": {"sort", "filter", "page": {...}, "freeTextSearch"?}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SearchResponse {
     /// The subscriptions on this page.
     pub data: Vec<Subscription>,
@@ -80,6 +94,7 @@ impl SearchResponse {
 /// The echo of a search request in its response (BioT's `Metadata`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct SearchMetadata {
     /// The sort keys the request gave, with default directions filled in.
     #[serde(default)]
@@ -97,6 +112,7 @@ pub struct SearchMetadata {
 /// Paging information in a search response (BioT's `PageMetadata`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PageMetadata {
     /// How many subscriptions match the search, over all pages.
     pub total_results: u64,

@@ -6,10 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{SubscribeRequest, MAX_TEMPLATE_NAME_LEN};
+use super::{SubscribeRequest, ValidationError, MAX_TEMPLATE_NAME_LEN};
 use crate::catalog::{Action, EntityType, EventType};
 use crate::endpoint::Endpoint;
-use crate::error::Error;
 
 /// A template name: non-empty, at most [`MAX_TEMPLATE_NAME_LEN`] bytes, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,8 +18,8 @@ impl TemplateName {
     /// Validates a template name.
     ///
     /// # Errors
-    /// [`Error::InvalidAttribute`] for `templateName`, saying why.
-    pub fn new(name: &str) -> Result<Self, Error> {
+    /// [`ValidationError::InvalidAttribute`] for `templateName`, saying why.
+    pub fn new(name: &str) -> Result<Self, ValidationError> {
         // Whitespace is looked for only where it matters: `all` stops at the first other
         // character, and the ends are looked at directly (`trim` would walk both, twice).
         let reason = if name.chars().all(char::is_whitespace) {
@@ -34,7 +33,7 @@ impl TemplateName {
         } else {
             return Ok(TemplateName(name.into()));
         };
-        Err(Error::InvalidAttribute {
+        Err(ValidationError::InvalidAttribute {
             attribute: "templateName",
             reason: reason.to_owned(),
         })
@@ -146,10 +145,10 @@ impl From<SubscriptionKey> for SubscribeRequest {
 }
 
 impl TryFrom<SubscribeRequest> for SubscriptionKey {
-    type Error = Error;
+    type Error = ValidationError;
 
     /// Structural validation, as [`SubscribeRequest::key`].
-    fn try_from(request: SubscribeRequest) -> Result<Self, Error> {
+    fn try_from(request: SubscribeRequest) -> Result<Self, ValidationError> {
         request.key()
     }
 }

@@ -33,10 +33,12 @@ mod key;
 mod model;
 mod request;
 mod rfc3339;
+mod validation_error;
 
 pub use key::{SubscriptionKey, TemplateName};
 pub use model::Subscription;
 pub use request::{SubscribeRequest, UnsubscribeRequest};
+pub use validation_error::ValidationError;
 
 pub(crate) use request::malformed_reason;
 pub(crate) use rfc3339::rfc3339_on_the_stack;

@@ -5,10 +5,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rfc3339::rfc3339_on_the_stack;
-use super::{SubscribeRequest, SubscriptionKey, TemplateName};
+use super::{SubscribeRequest, SubscriptionKey, TemplateName, ValidationError};
 use crate::catalog::EventType;
 use crate::endpoint::Endpoint;
-use crate::error::Error;
 
 /// A validated subscription, as kept by a store and returned by the API.
 ///
@@ -139,9 +138,9 @@ fn unknown_creation_time() -> OffsetDateTime {
 }
 
 impl TryFrom<SubscriptionWire> for Subscription {
-    type Error = Error;
+    type Error = ValidationError;
 
-    fn try_from(wire: SubscriptionWire) -> Result<Self, Error> {
+    fn try_from(wire: SubscriptionWire) -> Result<Self, ValidationError> {
         let key = SubscribeRequest {
             entity_type_name: wire.entity_type_name,
             action_name: wire.action_name,

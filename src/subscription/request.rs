@@ -6,10 +6,12 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ValidationError;
 use super::{SubscriptionKey, TemplateName};
 use crate::catalog::EventType;
+use crate::endpoint::InvalidEndpoint;
 use crate::endpoint::{Endpoint, EndpointPolicy};
-use crate::error::{echo, Error};
+use crate::wire_error::echo;
 
 /// The body of `POST .../subscribe`, as a plugin sends it.
 ///
@@ -18,6 +20,7 @@ use crate::error::{echo, Error};
 /// offending attribute (plain serde works too, with serde's own messages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct SubscribeRequest {
     /// The entity type, e.g. `patient`.
     pub entity_type_name: String,
@@ -59,25 +62,27 @@ impl SubscribeRequest {
     /// attribute by name.
     ///
     /// # Errors
-    /// [`Error::MalformedBody`] for bytes that are not one JSON object,
-    /// [`Error::MissingAttribute`] and [`Error::InvalidAttribute`] for bad fields.
-    pub fn from_json(body: &[u8]) -> Result<Self, Error> {
+    /// [`ValidationError::MalformedBody`] for bytes that are not one JSON object,
+    /// [`ValidationError::MissingAttribute`] and [`ValidationError::InvalidAttribute`]
+    /// for bad fields.
+    pub fn from_json(body: &[u8]) -> Result<Self, ValidationError> {
         // serde would also read a struct from a JSON array; BioT's bodies are objects.
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(Error::MalformedBody {
+            return Err(ValidationError::MalformedBody {
                 reason: "the body must be a JSON object".to_owned(),
             });
         }
         // serde_json checks UTF-8 only in what it decodes, not in members it skips.
-        let body = std::str::from_utf8(body).map_err(|e| Error::MalformedBody {
+        let body = std::str::from_utf8(body).map_err(|e| ValidationError::MalformedBody {
             reason: format!(
                 "the body is not UTF-8 (invalid byte at {})",
                 e.valid_up_to()
             ),
         })?;
-        let raw: RawRequest<'_> = serde_json::from_str(body).map_err(|e| Error::MalformedBody {
-            reason: malformed_reason(&e),
-        })?;
+        let raw: RawRequest<'_> =
+            serde_json::from_str(body).map_err(|e| ValidationError::MalformedBody {
+                reason: malformed_reason(&e),
+            })?;
         Ok(SubscribeRequest {
             entity_type_name: raw.entity_type_name.mandatory("entityTypeName")?,
             action_name: raw.action_name.mandatory("actionName")?,
@@ -90,7 +95,7 @@ impl SubscribeRequest {
     ///
     /// # Errors
     /// The first problem found, checking entity type, action, endpoint, then template.
-    pub fn validate(&self, policy: &EndpointPolicy) -> Result<SubscriptionKey, Error> {
+    pub fn validate(&self, policy: &EndpointPolicy) -> Result<SubscriptionKey, ValidationError> {
         let event_type = EventType::parse(&self.entity_type_name, &self.action_name)?;
         let endpoint = policy.validate(&self.endpoint)?;
         let template_name = self
@@ -112,10 +117,10 @@ impl SubscribeRequest {
     ///
     /// # Errors
     /// As [`validate`](Self::validate), without the policy's checks.
-    pub fn key(&self) -> Result<SubscriptionKey, Error> {
+    pub fn key(&self) -> Result<SubscriptionKey, ValidationError> {
         let event_type = EventType::parse(&self.entity_type_name, &self.action_name)?;
         let endpoint = Endpoint::parse(&self.endpoint)
-            .map_err(|reason| Error::invalid_endpoint(&self.endpoint, reason))?;
+            .map_err(|reason| InvalidEndpoint::new(&self.endpoint, reason))?;
         let template_name = self
             .template_name
             .as_deref()
@@ -155,18 +160,20 @@ enum RawField<'a> {
 }
 
 impl RawField<'_> {
-    fn mandatory(self, attribute: &'static str) -> Result<String, Error> {
+    fn mandatory(self, attribute: &'static str) -> Result<String, ValidationError> {
         match self {
-            RawField::Absent | RawField::Null => Err(Error::MissingAttribute { attribute }),
+            RawField::Absent | RawField::Null => {
+                Err(ValidationError::MissingAttribute { attribute })
+            }
             RawField::Text(text) if text.chars().all(char::is_whitespace) => {
-                Err(Error::MissingAttribute { attribute })
+                Err(ValidationError::MissingAttribute { attribute })
             }
             RawField::Text(text) => Ok(text.into_owned()),
             RawField::Other(kind) => Err(not_a_string(attribute, kind)),
         }
     }
 
-    fn optional(self, attribute: &'static str) -> Result<Option<String>, Error> {
+    fn optional(self, attribute: &'static str) -> Result<Option<String>, ValidationError> {
         match self {
             RawField::Absent | RawField::Null => Ok(None),
             RawField::Text(text) => Ok(Some(text.into_owned())),
@@ -175,8 +182,8 @@ impl RawField<'_> {
     }
 }
 
-fn not_a_string(attribute: &'static str, kind: &str) -> Error {
-    Error::InvalidAttribute {
+fn not_a_string(attribute: &'static str, kind: &str) -> ValidationError {
+    ValidationError::InvalidAttribute {
         attribute,
         reason: format!("it must be a string, not {kind}"),
     }

@@ -7,8 +7,7 @@ use http::header::AUTHORIZATION;
 use http::request::Parts;
 
 use super::{Claims, TokenRefusal, TokenVerifier};
-use crate::api::{Authorizer, Permission};
-use crate::error::Error;
+use crate::api::{AuthorizationError, Authorizer, Permission};
 
 /// Authorizes the API's calls with BioT tokens: `Authorization: Bearer <token>`, verified
 /// by a [`TokenVerifier`], whose `scopes` must contain the operation's permission
@@ -20,7 +19,6 @@ use crate::error::Error;
 /// BioT does. The answer says why, never with the token.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use biot_notifications::api::{Api, Permission};
 /// use biot_notifications::token::{PublicKey, TokenAuthorizer, TokenVerifier};
 /// use biot_notifications::{notifier::DiscardingNotifier, Dispatcher, InMemoryStore};
@@ -28,8 +26,9 @@ use crate::error::Error;
 /// # let pem = include_str!("../../tests/fixtures/keys/test-only-a.public.pem");
 /// let authorizer = TokenAuthorizer::new(TokenVerifier::new(PublicKey::from_pem_or_base64(pem)?))
 ///     .with_permission(Permission::Search, "MY_SEARCH_PERMISSION");
-/// let api = Api::new(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
-///     .authorizer(Arc::new(authorizer));
+/// let api = Api::builder(Dispatcher::new(InMemoryStore::new(), DiscardingNotifier))
+///     .authorizer(authorizer)
+///     .build()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -64,28 +63,29 @@ impl TokenAuthorizer {
     /// The request's bearer token, verified for `operation`: its claims.
     ///
     /// # Errors
-    /// [`Error::Unauthenticated`] when the request has no single bearer token or the
-    /// token is refused; [`Error::AccessDenied`] when it lacks the permission.
-    pub fn check(&self, request: &Parts, operation: Permission) -> Result<Claims, Error> {
+    /// [`AuthorizationError::Unauthenticated`] when the request has no single bearer
+    /// token or the token is refused; [`AuthorizationError::AccessDenied`] when it lacks
+    /// the permission.
+    pub fn check(
+        &self,
+        request: &Parts,
+        operation: Permission,
+    ) -> Result<Claims, AuthorizationError> {
         let token = bearer_token(request)?;
         self.verifier
             .verify(token, self.required_scope(operation))
             .map_err(|refusal| match refusal {
-                TokenRefusal::MissingPermission { required } => Error::AccessDenied {
-                    reason: format!("the token lacks the permission {required}"),
-                },
-                other => Error::Unauthenticated {
-                    reason: other.to_string(),
-                },
+                TokenRefusal::MissingPermission { required } => AuthorizationError::access_denied(
+                    format!("the token lacks the permission {required}"),
+                ),
+                other => AuthorizationError::unauthenticated(other.to_string()),
             })
     }
 }
 
 /// The token of the request's one `Authorization: Bearer` header.
-fn bearer_token(request: &Parts) -> Result<&str, Error> {
-    let unauthenticated = |reason: &str| Error::Unauthenticated {
-        reason: reason.to_owned(),
-    };
+fn bearer_token(request: &Parts) -> Result<&str, AuthorizationError> {
+    let unauthenticated = AuthorizationError::unauthenticated;
     let mut values = request.headers.get_all(AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(unauthenticated(
@@ -109,7 +109,11 @@ fn bearer_token(request: &Parts) -> Result<&str, Error> {
 
 #[async_trait]
 impl Authorizer for TokenAuthorizer {
-    async fn authorize(&self, request: &Parts, permission: Permission) -> Result<(), Error> {
+    async fn authorize(
+        &self,
+        request: &Parts,
+        permission: Permission,
+    ) -> Result<(), AuthorizationError> {
         self.check(request, permission).map(drop)
     }
 }

@@ -17,7 +17,7 @@ use biot_notifications::notifier::{DeliveryError, Notifier};
 use biot_notifications::search::{Page, SearchRequest};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
-    Endpoint, Error, EventType, SubscribeRequest, Subscription, SubscriptionKey,
+    Endpoint, EventType, StoreError, SubscribeRequest, Subscription, SubscriptionKey,
 };
 use uuid::Uuid;
 
@@ -164,8 +164,8 @@ pub struct FailingStore;
 
 impl FailingStore {
     /// The error every call returns.
-    pub fn outage() -> Error {
-        Error::store(
+    pub fn outage() -> StoreError {
+        StoreError::backend(
             "secret-backend",
             std::io::Error::other("SECRET: connection to 10.1.2.3:5432 refused"),
         )
@@ -174,26 +174,26 @@ impl FailingStore {
 
 #[async_trait]
 impl SubscriptionStore for FailingStore {
-    async fn insert(&self, _: Subscription) -> Result<(), Error> {
+    async fn insert(&self, _: Subscription) -> Result<(), StoreError> {
         Err(Self::outage())
     }
-    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, _: &SubscriptionKey) -> Result<Subscription, StoreError> {
         Err(Self::outage())
     }
-    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, _: Uuid) -> Result<Option<Subscription>, StoreError> {
         Err(Self::outage())
     }
     async fn matching(
         &self,
         _: EventType,
         _: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         Err(Self::outage())
     }
-    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, _: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         Err(Self::outage())
     }
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         Err(Self::outage())
     }
 }
@@ -245,15 +245,15 @@ impl StoreWithAnotherWriter {
 
 #[async_trait]
 impl SubscriptionStore for StoreWithAnotherWriter {
-    async fn insert(&self, subscription: Subscription) -> Result<(), Error> {
+    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
         self.write_another().await;
         self.inner.insert(subscription).await
     }
-    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
         self.write_another().await;
         self.inner.remove(key).await
     }
-    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
         self.write_another().await;
         self.inner.get(id).await
     }
@@ -261,15 +261,15 @@ impl SubscriptionStore for StoreWithAnotherWriter {
         &self,
         event_type: EventType,
         template: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         self.write_another().await;
         self.inner.matching(event_type, template).await
     }
-    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         self.write_another().await;
         self.inner.search(request).await
     }
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         self.write_another().await;
         self.inner.count().await
     }

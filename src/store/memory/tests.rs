@@ -4,6 +4,7 @@ use crate::catalog::{Action, EntityType};
 use crate::subscription::TemplateName;
 use futures_util::FutureExt;
 use std::cmp::Ordering;
+use std::ops::Range;
 
 fn pair() -> EventType {
     EventType::new(EntityType::Patient, Action::Update).unwrap()
@@ -102,7 +103,7 @@ fn a_large_bucket_stays_a_sorted_balanced_tree_through_inserts_and_removes() {
     assert_eq!(ready(store.matching(pair(), None)).unwrap().len(), 5_000);
     for &n in &order {
         let err = ready(store.insert(Subscription::new(key(n, None)))).unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
     }
     for (step, &n) in order.iter().rev().enumerate() {
         let removed = ready(store.remove(&key(n, None))).unwrap();
@@ -239,11 +240,24 @@ fn a_clashing_id_is_refused_and_a_taken_identity_wins() {
     ready(store.insert(first.clone())).unwrap();
     // The same subscription again: its identity is the useful answer.
     let err = ready(store.insert(first.clone())).unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
     // Another identity under a taken id: refused, and nothing changes.
     let clash = Subscription::from_parts(first.id(), key(2, None), first.created_at());
     let err = ready(store.insert(clash)).unwrap_err();
-    assert!(matches!(err, Error::Internal { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Backend {
+                store: "memory",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        format!("subscription id {} is already in use", first.id())
+    );
     assert_eq!(
         untemplated_endpoints(&store),
         [key(1, None).endpoint().to_string()]
@@ -296,4 +310,127 @@ fn debug_counts_instead_of_listing() {
         format!("{store:?}"),
         "InMemoryStore { subscriptions: 1, .. }"
     );
+}
+
+#[test]
+fn a_bucket_is_walked_whole_by_reference_at_every_size() {
+    let store = InMemoryStore::new();
+    let hash = |e: &Endpoint| store.hash_endpoint(e);
+    let mut bucket = Bucket::One(Arc::new(Subscription::new(key(0, None))));
+    // One, one leaf, a full leaf, a split, and three levels (32 * 32 < 2,000).
+    for n in 1..2_000u64 {
+        if [1, 2, 32, 33, 1_025, 1_999].contains(&n) {
+            let mut walked: Vec<String> = bucket.iter().map(|s| s.endpoint().to_string()).collect();
+            walked.sort();
+            assert_eq!(
+                walked,
+                bucket_endpoints(Some(&bucket), hash),
+                "{n} subscriptions"
+            );
+        }
+        let subscription = Arc::new(Subscription::new(key(n, None)));
+        let entry = Entry {
+            hash: hash(subscription.endpoint()),
+            subscription,
+        };
+        bucket.insert(entry, hash).unwrap();
+    }
+}
+
+/// Ids of a search's hits, first page of up to 1,000, in the order found.
+fn search_ids(page: &crate::search::Page<Subscription>) -> Vec<Uuid> {
+    page.data.iter().map(Subscription::id).collect()
+}
+
+fn every_lock_is_free(store: &InMemoryStore) -> bool {
+    store.inner.by_id.0.try_write().is_ok()
+        && store.inner.slots.iter().all(|slot| {
+            slot.untemplated.0.try_write().is_ok()
+                && slot
+                    .templated
+                    .iter()
+                    .all(|shard| shard.0.try_write().is_ok())
+        })
+}
+
+#[test]
+fn a_search_reads_its_snapshot_holding_no_lock_while_writes_go_on() {
+    let store = InMemoryStore::new();
+    let all = SearchRequest::new().with_limit(1_000);
+    for n in 0..300 {
+        let template = (n % 3 != 0).then(|| format!("template{}", n % 7));
+        ready(store.insert(Subscription::new(key(n, template.as_deref())))).unwrap();
+    }
+    let before = ready(store.search(&all)).unwrap();
+
+    // What `search` reads, taken; it holds reference counts, and no lock: every write
+    // goes ahead, in the same thread (which a held lock would deadlock).
+    let snapshot = store.snapshot();
+    assert!(every_lock_is_free(&store));
+    for n in 0..100 {
+        let template = (n % 3 != 0).then(|| format!("template{}", n % 7));
+        ready(store.remove(&key(n, template.as_deref()))).unwrap();
+    }
+    for n in 300..400 {
+        ready(store.insert(Subscription::new(key(n, Some("template0"))))).unwrap();
+    }
+    assert!(every_lock_is_free(&store));
+
+    // The search sees the store as it was when taken, each subscription once, whole.
+    let seen = snapshot.search(&all);
+    assert_eq!(seen.total_results, 300);
+    assert_eq!(search_ids(&seen), search_ids(&before));
+    assert_eq!(seen.data, before.data);
+    // And a new search, the store as it is now.
+    let now = ready(store.search(&all)).unwrap();
+    assert_eq!(now.total_results, 300);
+    let mut ids = search_ids(&now);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300);
+}
+
+#[test]
+fn an_id_moved_while_a_search_takes_its_buckets_is_seen_once() {
+    let store = InMemoryStore::new();
+    let all = SearchRequest::new().with_limit(1_000);
+    // The first pair a search takes, and the last.
+    let first = EventType::all().next().unwrap();
+    let later = EventType::all().last().unwrap();
+    let endpoint = |n: u64| Endpoint::parse(&format!("https://m{n}.example.com/hook")).unwrap();
+    let moving = Subscription::new(SubscriptionKey::new(first, endpoint(0), None));
+    let moved = Subscription::from_parts(
+        moving.id(),
+        SubscriptionKey::new(later, endpoint(1), None),
+        moving.created_at(),
+    );
+    ready(store.insert(moving.clone())).unwrap();
+    for n in 10..20 {
+        ready(store.insert(Subscription::new(key(n, None)))).unwrap();
+    }
+
+    // The search takes the buckets up to `first`'s, then the subscription moves (same
+    // id, another pair), then the search takes the rest, `later`'s among them.
+    let take = |taking: &mut TakingSnapshot<'_>, pairs: Range<usize>| {
+        for slot in &store.inner.slots[pairs] {
+            taking.take(slot);
+        }
+    };
+    let mut taking = TakingSnapshot::begin(&store.inner.removals.0);
+    take(&mut taking, 0..first.index() + 1);
+    ready(store.remove(moving.key())).unwrap();
+    ready(store.insert(moved.clone())).unwrap();
+    take(&mut taking, first.index() + 1..EventType::COUNT);
+    let snapshot = taking.finish();
+
+    // Both buckets hold the id; the search shows it once.
+    assert_eq!(snapshot.subscriptions_taken(), 12);
+    let seen = snapshot.search(&all);
+    assert_eq!(seen.total_results, 11);
+    let ids = search_ids(&seen);
+    assert_eq!(ids.iter().filter(|&&id| id == moving.id()).count(), 1);
+    // Without a removal while taking, nothing is filtered: all of it is the store's.
+    let quiet = store.snapshot();
+    assert_eq!(quiet.subscriptions_taken(), 11);
+    assert_eq!(quiet.search(&all).total_results, 11);
 }

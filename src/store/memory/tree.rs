@@ -83,6 +83,23 @@ impl Bucket {
         }
     }
 
+    /// Every subscription in the bucket, by reference: reading a snapshot this way
+    /// touches no reference count, where [`extend_into`](Self::extend_into) bumps one
+    /// per subscription.
+    pub(super) fn iter(&self) -> Subscriptions<'_> {
+        let mut subscriptions = Subscriptions {
+            one: None,
+            leaf: [].iter(),
+            branches: Vec::new(),
+        };
+        match self {
+            Bucket::One(only) => subscriptions.one = Some(only),
+            Bucket::Tree(Node::Leaf(entries)) => subscriptions.leaf = entries.iter(),
+            Bucket::Tree(Node::Branch(children)) => subscriptions.branches.push(children.iter()),
+        }
+        subscriptions
+    }
+
     /// Whether a reader may hold a snapshot of this bucket's tree. A plain read of the
     /// root's count: writers check it under the bucket's lock, where no reader can take
     /// a new snapshot, and [`Arc::make_mut`] checks every node again on the way down.
@@ -255,6 +272,39 @@ impl Node {
                     children.remove(at);
                 }
                 removed
+            }
+        }
+    }
+}
+
+/// What [`Bucket::iter`] returns: a walk of the tree, leaf by leaf, in key order.
+pub(super) struct Subscriptions<'a> {
+    /// A bucket of one.
+    one: Option<&'a Subscription>,
+    /// What is left of the current leaf.
+    leaf: std::slice::Iter<'a, Entry>,
+    /// What is left of each branch on the way down to it, the root's first.
+    branches: Vec<std::slice::Iter<'a, Node>>,
+}
+
+impl<'a> Iterator for Subscriptions<'a> {
+    type Item = &'a Subscription;
+
+    fn next(&mut self) -> Option<&'a Subscription> {
+        if let Some(only) = self.one.take() {
+            return Some(only);
+        }
+        loop {
+            if let Some(entry) = self.leaf.next() {
+                return Some(&entry.subscription);
+            }
+            // The current leaf is done: down to the next one, up as far as needed first.
+            match self.branches.last_mut()?.next() {
+                None => {
+                    self.branches.pop();
+                }
+                Some(Node::Leaf(entries)) => self.leaf = entries.iter(),
+                Some(Node::Branch(children)) => self.branches.push(children.iter()),
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::rows::store_error;
 use super::{quote_identifier, PostgresStore};
-use crate::error::Error;
+use crate::store::StoreError;
 
 /// The first key of the migration advisory lock ("biot"); the second is the schema's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6269_6f74;
@@ -14,7 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_subscript
 
 impl PostgresStore {
     /// Applies the migrations this schema lacks; see the module docs.
-    pub(super) async fn migrate(&self) -> Result<(), Error> {
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         let schema = quote_identifier(&self.inner.schema);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(store_error)?;

@@ -2,7 +2,7 @@
 //! that points at the same database (feature `postgres`).
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), biot_notifications::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
@@ -66,7 +66,7 @@
 //!
 //! Every operation, including waiting for a pooled connection, is bounded by the
 //! [operation timeout](PostgresOptions::operation_timeout): while the database is down
-//! or unreachable, operations fail promptly with [`Error::Store`], whose message names
+//! or unreachable, operations fail promptly with [`StoreError::Backend`], whose message names
 //! only the store (the driver's error is its [source](std::error::Error::source), for
 //! logs). Broken connections are dropped from the pool, so the same store recovers by
 //! itself once the database is back.
@@ -86,7 +86,7 @@ use std::time::Duration;
 use deadpool_postgres::tokio_postgres::Statement;
 use deadpool_postgres::{Object, Pool};
 
-use crate::error::Error;
+use crate::store::StoreError;
 
 // Named in the docs only.
 #[cfg(doc)]
@@ -100,7 +100,7 @@ mod queries;
 mod rows;
 mod search;
 
-pub use options::PostgresOptions;
+pub use options::{PostgresOptions, PostgresSetupError};
 
 use options::quote_identifier;
 use queries::Statements;
@@ -120,7 +120,7 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The schema version this crate creates and expects: the last migration's number.
 pub const SCHEMA_VERSION: i32 = 1;
 
-/// The store's name in [`Error::Store`].
+/// The store's name in [`StoreError::Backend`].
 const STORE: &str = "postgres";
 
 /// A [`SubscriptionStore`] in PostgreSQL, for dispatchers that run as several instances.
@@ -146,17 +146,18 @@ impl PostgresStore {
     /// key-value string) with the default options, and migrates the schema.
     ///
     /// # Errors
-    /// [`Error::Store`] when the URL is invalid, the database cannot be reached within
-    /// the [`DEFAULT_OPERATION_TIMEOUT`], or the migration fails.
-    pub async fn connect(url: &str) -> Result<Self, Error> {
+    /// [`PostgresSetupError`]: the URL is invalid, or the database cannot be reached
+    /// within the [`DEFAULT_OPERATION_TIMEOUT`], or the migration fails.
+    pub async fn connect(url: &str) -> Result<Self, PostgresSetupError> {
         Self::options().connect(url).await
     }
 
     /// Uses a pool the host built, with the default options, and migrates the schema.
     ///
     /// # Errors
-    /// [`Error::Store`] when no connection can be had or the migration fails.
-    pub async fn from_pool(pool: Pool) -> Result<Self, Error> {
+    /// [`PostgresSetupError::Store`] when no connection can be had or the migration
+    /// fails.
+    pub async fn from_pool(pool: Pool) -> Result<Self, PostgresSetupError> {
         Self::options().with_pool(pool).await
     }
 
@@ -175,30 +176,30 @@ impl PostgresStore {
         &self.inner.schema
     }
 
-    /// How long one operation may take before it fails with [`Error::Store`].
+    /// How long one operation may take before it fails with [`StoreError::Backend`].
     pub fn operation_timeout(&self) -> Duration {
         self.inner.operation_timeout
     }
 
-    /// Runs `operation`, failing with [`Error::Store`] if it takes longer than the
+    /// Runs `operation`, failing with [`StoreError::Backend`] if it takes longer than the
     /// operation timeout.
     async fn within<T>(
         &self,
-        operation: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let limit = self.inner.operation_timeout;
         match tokio::time::timeout(limit, operation).await {
             Ok(result) => result,
-            Err(_) => Err(Error::store(STORE, TimedOut(limit))),
+            Err(_) => Err(StoreError::backend(STORE, TimedOut(limit))),
         }
     }
 
-    async fn client(&self) -> Result<Object, Error> {
+    async fn client(&self) -> Result<Object, StoreError> {
         self.inner.pool.get().await.map_err(store_error)
     }
 
     /// A pooled connection and `sql` prepared on it (cached per connection).
-    async fn prepared(&self, sql: &str) -> Result<(Object, Statement), Error> {
+    async fn prepared(&self, sql: &str) -> Result<(Object, Statement), StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(store_error)?;
         Ok((client, statement))

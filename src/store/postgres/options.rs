@@ -1,6 +1,6 @@
-//! [`PostgresOptions`]: how to build a store, and which schema names it accepts.
+//! [`PostgresOptions`]: how to build a store, which schema names it accepts, and
+//! [`PostgresSetupError`], why building one failed.
 
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +8,9 @@ use std::time::Duration;
 use deadpool_postgres::tokio_postgres::{self, NoTls};
 use deadpool_postgres::{Manager, Pool, Runtime};
 
-use super::rows::store_error;
-use super::{Inner, PostgresStore, Statements, DEFAULT_OPERATION_TIMEOUT, DEFAULT_SCHEMA, STORE};
-use crate::error::Error;
+use super::{Inner, PostgresStore, Statements, DEFAULT_OPERATION_TIMEOUT, DEFAULT_SCHEMA};
+use crate::store::StoreError;
+use crate::wire_error::{echo, BoxError};
 
 /// The longest schema name PostgreSQL keeps (NAMEDATALEN - 1).
 const MAX_SCHEMA_NAME_LEN: usize = 63;
@@ -19,7 +19,7 @@ const MAX_SCHEMA_NAME_LEN: usize = 63;
 /// with [`connect`](Self::connect) or [`with_pool`](Self::with_pool).
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), biot_notifications::Error> {
+/// # async fn run() -> Result<(), biot_notifications::store::postgres::PostgresSetupError> {
 /// use std::time::Duration;
 /// use biot_notifications::store::postgres::PostgresStore;
 ///
@@ -66,16 +66,17 @@ impl PostgresOptions {
     }
 
     /// How long one operation (waiting for a connection included) may take before it
-    /// fails with [`Error::Store`]. Also bounds connecting and migrating.
+    /// fails with [`StoreError::Backend`]. Also bounds connecting and migrating.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
         self
     }
 
-    /// The most connections the pool [`connect`](Self::connect) builds may hold.
-    /// (A pool passed to [`with_pool`](Self::with_pool) keeps its own size.)
+    /// The most connections the pool [`connect`](Self::connect) builds may hold; zero
+    /// is refused there. (A pool passed to [`with_pool`](Self::with_pool) keeps its own
+    /// size.)
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = Some(max.max(1));
+        self.max_connections = Some(max);
         self
     }
 
@@ -86,9 +87,22 @@ impl PostgresOptions {
     /// bounded by the operation timeout.
     ///
     /// # Errors
-    /// [`Error::Store`] when the URL is invalid or as [`with_pool`](Self::with_pool).
-    pub async fn connect(self, url: &str) -> Result<PostgresStore, Error> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(store_error)?;
+    /// [`PostgresSetupError::InvalidUrl`] when the URL is invalid,
+    /// [`PostgresSetupError::Pool`] when no pool can be built from it,
+    /// [`PostgresSetupError::Zero`] for a zero `max_connections` or `operation_timeout`,
+    /// or as [`with_pool`](Self::with_pool).
+    pub async fn connect(self, url: &str) -> Result<PostgresStore, PostgresSetupError> {
+        if self.max_connections == Some(0) {
+            return Err(PostgresSetupError::Zero {
+                option: "max_connections",
+            });
+        }
+        self.check_operation_timeout()?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|source| {
+            PostgresSetupError::InvalidUrl {
+                source: source.into(),
+            }
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.operation_timeout);
         }
@@ -104,18 +118,36 @@ impl PostgresOptions {
         if let Some(max) = self.max_connections {
             builder = builder.max_size(max);
         }
-        let pool = builder.build().map_err(store_error)?;
+        let pool = builder.build().map_err(|source| PostgresSetupError::Pool {
+            source: source.into(),
+        })?;
         self.with_pool(pool).await
+    }
+
+    /// A zero operation timeout would fail every operation: refused when the store is
+    /// built, like the other builders' zero values.
+    fn check_operation_timeout(&self) -> Result<(), PostgresSetupError> {
+        if self.operation_timeout.is_zero() {
+            return Err(PostgresSetupError::Zero {
+                option: "operation_timeout",
+            });
+        }
+        Ok(())
     }
 
     /// Uses `pool` and migrates the schema.
     ///
     /// # Errors
-    /// [`Error::Store`] when the schema name is not acceptable, no connection can be
-    /// had within the operation timeout, or the migration fails.
-    pub async fn with_pool(self, pool: Pool) -> Result<PostgresStore, Error> {
+    /// [`PostgresSetupError::Zero`] for a zero `operation_timeout`;
+    /// [`PostgresSetupError::InvalidSchemaName`] when the schema name is not acceptable;
+    /// [`PostgresSetupError::Store`] when no connection can be had within the operation
+    /// timeout, or the migration fails.
+    pub async fn with_pool(self, pool: Pool) -> Result<PostgresStore, PostgresSetupError> {
+        self.check_operation_timeout()?;
         if !is_schema_name(&self.schema) {
-            return Err(Error::store(STORE, InvalidSchemaName(self.schema)));
+            return Err(PostgresSetupError::InvalidSchemaName {
+                name: echo(&self.schema),
+            });
         }
         let store = PostgresStore {
             inner: Arc::new(Inner {
@@ -145,26 +177,87 @@ pub(super) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A schema name that [`is_schema_name`] rejects.
-#[derive(Debug)]
-struct InvalidSchemaName(String);
+/// Why a [`PostgresStore`] could not be set up: a configuration mistake, or a
+/// database that cannot be reached or migrated.
+///
+/// The configuration mistakes have variants of their own, so they never read as a
+/// failing database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresSetupError {
+    /// The URL is neither a `postgres://` URL nor a libpq key-value string. The message
+    /// does not repeat the URL (it may hold a password); the driver's error is the
+    /// source.
+    #[error("the database URL is not valid")]
+    InvalidUrl {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
 
-impl fmt::Display for InvalidSchemaName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a usable schema name: use 1 to {MAX_SCHEMA_NAME_LEN} lower-case ASCII \
-             letters, digits and `_`, not starting with a digit",
-            crate::error::echo(&self.0)
-        )
-    }
+    /// No connection pool can be built from the URL and the options.
+    #[error("no connection pool can be built for the database")]
+    Pool {
+        /// The pool's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The schema name is not one the store accepts.
+    #[error(
+        "`{name}` is not a usable schema name: use 1 to {MAX_SCHEMA_NAME_LEN} lower-case ASCII \
+         letters, digits and `_`, not starting with a digit"
+    )]
+    InvalidSchemaName {
+        /// The name given (cut to a bounded prefix when long).
+        name: String,
+    },
+
+    /// An option that must be greater than zero is zero.
+    #[error("the PostgreSQL store option `{option}` must be greater than zero")]
+    Zero {
+        /// The option, as the builder method is named.
+        option: &'static str,
+    },
+
+    /// The database could not be reached within the operation timeout, or the migration
+    /// failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
-
-impl std::error::Error for InvalidSchemaName {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn zero_options_are_refused_before_anything_connects() {
+        // An unreachable address: the checks must answer before any connection is tried.
+        let url = "postgres://nobody@127.0.0.1:1/none";
+        let err = PostgresOptions::new()
+            .max_connections(0)
+            .connect(url)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the PostgreSQL store option `max_connections` must be greater than zero"
+        );
+        let err = PostgresOptions::new()
+            .operation_timeout(Duration::ZERO)
+            .connect(url)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PostgresSetupError::Zero {
+                    option: "operation_timeout"
+                }
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn schema_names_are_plain_lower_case_identifiers() {

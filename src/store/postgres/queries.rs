@@ -6,13 +6,12 @@ use async_trait::async_trait;
 use deadpool_postgres::tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::rows::{already_exists, store_error, subscription_from_row};
+use super::rows::{store_error, subscription_from_row};
 use super::search::{order_by, Filter};
 use super::{quote_identifier, PostgresStore};
 use crate::catalog::EventType;
-use crate::error::Error;
 use crate::search::{Page, SearchRequest};
-use crate::store::SubscriptionStore;
+use crate::store::{StoreError, SubscriptionStore};
 use crate::subscription::{Subscription, SubscriptionKey};
 
 /// The columns a subscription is read from, in the order [`subscription_from_row`] reads.
@@ -56,7 +55,7 @@ impl Statements {
 
 #[async_trait]
 impl SubscriptionStore for PostgresStore {
-    async fn insert(&self, subscription: Subscription) -> Result<(), Error> {
+    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
         self.within(async {
             let key = subscription.key();
             let template = key.template_name().map(|t| t.as_str());
@@ -83,19 +82,19 @@ impl SubscriptionStore for PostgresStore {
                         if e.as_db_error().and_then(|d| d.constraint())
                             == Some("subscriptions_identity") =>
                     {
-                        already_exists(key)
+                        StoreError::already_exists(key)
                     }
                     _ => store_error(e),
                 })?;
             match inserted {
-                0 => Err(already_exists(key)),
+                0 => Err(StoreError::already_exists(key)),
                 _ => Ok(()),
             }
         })
         .await
     }
 
-    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, Error> {
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
         self.within(async {
             let (client, statement) = self.prepared(&self.inner.sql.remove).await?;
             let row = client
@@ -112,15 +111,13 @@ impl SubscriptionStore for PostgresStore {
                 .map_err(store_error)?;
             match row {
                 Some(row) => subscription_from_row(&row),
-                None => Err(Error::NotFound {
-                    subscription: Box::new(key.clone()),
-                }),
+                None => Err(StoreError::not_found(key)),
             }
         })
         .await
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, Error> {
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
         self.within(async {
             let (client, statement) = self.prepared(&self.inner.sql.get).await?;
             let row = client
@@ -136,7 +133,7 @@ impl SubscriptionStore for PostgresStore {
         &self,
         event_type: EventType,
         template: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, Error> {
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
         self.within(async {
             let (client, statement) = self.prepared(&self.inner.sql.matching).await?;
             let rows = client
@@ -157,7 +154,7 @@ impl SubscriptionStore for PostgresStore {
         .await
     }
 
-    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, Error> {
+    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
         let empty = |total_results| Page {
             data: Vec::new(),
             total_results,
@@ -220,7 +217,7 @@ impl SubscriptionStore for PostgresStore {
         .await
     }
 
-    async fn count(&self) -> Result<u64, Error> {
+    async fn count(&self) -> Result<u64, StoreError> {
         self.within(async {
             let (client, statement) = self.prepared(&self.inner.sql.count).await?;
             let count: i64 = client

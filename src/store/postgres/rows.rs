@@ -8,11 +8,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::STORE;
-use crate::error::Error;
-use crate::subscription::{SubscribeRequest, Subscription, SubscriptionKey};
+use crate::store::StoreError;
+use crate::subscription::{SubscribeRequest, Subscription, ValidationError};
+use crate::wire_error::BoxError;
 
 /// A stored row, validated back into a subscription.
-pub(super) fn subscription_from_row(row: &Row) -> Result<Subscription, Error> {
+pub(super) fn subscription_from_row(row: &Row) -> Result<Subscription, StoreError> {
     let id: Uuid = row.try_get(0).map_err(store_error)?;
     let request = SubscribeRequest {
         entity_type_name: row.try_get(1).map_err(store_error)?,
@@ -23,18 +24,12 @@ pub(super) fn subscription_from_row(row: &Row) -> Result<Subscription, Error> {
     let created_at: OffsetDateTime = row.try_get(5).map_err(store_error)?;
     let key = request
         .key()
-        .map_err(|source| Error::store(STORE, InvalidRow { id, source }))?;
+        .map_err(|source| StoreError::backend(STORE, InvalidRow { id, source }))?;
     Ok(Subscription::from_parts(id, key, created_at))
 }
 
-pub(super) fn store_error(error: impl Into<crate::error::BoxError>) -> Error {
-    Error::store(STORE, error)
-}
-
-pub(super) fn already_exists(key: &SubscriptionKey) -> Error {
-    Error::AlreadyExists {
-        subscription: Box::new(key.clone()),
-    }
+pub(super) fn store_error(error: impl Into<BoxError>) -> StoreError {
+    StoreError::backend(STORE, error)
 }
 
 /// An operation that did not finish within the operation timeout.
@@ -53,7 +48,7 @@ impl std::error::Error for TimedOut {}
 #[derive(Debug)]
 struct InvalidRow {
     id: Uuid,
-    source: Error,
+    source: ValidationError,
 }
 
 impl fmt::Display for InvalidRow {

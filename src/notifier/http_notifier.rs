@@ -17,16 +17,17 @@
 //! otherwise](HttpNotifierBuilder); it is never retried (BioT does not retry either).
 //!
 //! ```no_run
-//! use biot_notifications::notifier::http::HttpNotifier;
+//! use biot_notifications::notifier::http_notifier::HttpNotifier;
 //! use biot_notifications::notifier::{DeliveryError, Notifier};
 //! use biot_notifications::{Action, EndpointPolicy, EntityType, Event, EventType};
 //! use serde_json::json;
 //!
 //! # async fn deliver() -> Result<(), Box<dyn std::error::Error>> {
-//! let policy = EndpointPolicy::default();
-//! let notifier = HttpNotifier::new(policy.clone())?;
+//! let notifier = HttpNotifier::builder()
+//!     .endpoint_policy(EndpointPolicy::default())
+//!     .build()?;
 //!
-//! let endpoint = policy.validate("https://plugin.example.com/on-device")?;
+//! let endpoint = notifier.policy().validate("https://plugin.example.com/on-device")?;
 //! let event = Event::new(
 //!     EventType::new(EntityType::Device, Action::Create)?,
 //!     json!({"_id": "dev-17", "_template": {"name": "bloodPressureCuff"}}),
@@ -52,9 +53,30 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 
 use crate::endpoint::{Endpoint, EndpointPolicy, EndpointRejection};
-use crate::error::Error;
 use crate::notification::PreparedNotification;
 use crate::notifier::{DeliveryError, Notifier};
+use crate::wire_error::BoxError;
+
+/// Why an [`HttpNotifierBuilder`] could not build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpNotifierBuildError {
+    /// A duration that must be longer than zero is zero.
+    #[error("the HTTP notifier option `{option}` must be greater than zero")]
+    Zero {
+        /// The option, as the builder method is named.
+        option: &'static str,
+    },
+
+    /// The HTTP client could not be set up (its TLS configuration failed to load); the
+    /// client's error is the source.
+    #[error("the HTTP notifier's client could not be set up")]
+    Client {
+        /// The client's own error (boxed: the HTTP client is not part of this API).
+        #[source]
+        source: BoxError,
+    },
+}
 
 /// How long a delivery may take in all, unless configured otherwise: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +101,7 @@ pub const USER_AGENT: &str = concat!("biot-notifications/", env!("CARGO_PKG_VERS
 /// use std::net::IpAddr;
 ///
 /// use async_trait::async_trait;
-/// use biot_notifications::notifier::http::AddressResolver;
+/// use biot_notifications::notifier::http_notifier::AddressResolver;
 ///
 /// /// Answers from a fixed table.
 /// #[derive(Debug)]
@@ -149,32 +171,41 @@ pub struct HttpNotifier {
 }
 
 impl HttpNotifier {
-    /// A notifier enforcing `policy`, with the default timeouts and the system resolver.
+    /// A notifier with the defaults: the strict [`EndpointPolicy::default`], the
+    /// default timeouts and the system resolver.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the HTTP client cannot be set up (its TLS configuration
-    /// failed to load).
-    pub fn new(policy: EndpointPolicy) -> Result<HttpNotifier, Error> {
-        HttpNotifier::builder(policy).build()
+    /// [`HttpNotifierBuildError::Client`] when the HTTP client cannot be set up (its
+    /// TLS configuration failed to load).
+    pub fn new() -> Result<HttpNotifier, HttpNotifierBuildError> {
+        HttpNotifier::builder().build()
     }
 
-    /// A builder, to change the timeouts or the resolver.
+    /// A builder, to choose the endpoint policy, the timeouts or the resolver.
+    ///
+    /// The policy is given here once: a [`Dispatcher`](crate::Dispatcher) built with
+    /// this notifier validates subscriptions against the same policy
+    /// ([`Notifier::endpoint_policy`]).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use biot_notifications::notifier::http::HttpNotifier;
+    /// use biot_notifications::notifier::http_notifier::{HttpNotifier, HttpNotifierBuildError};
     /// use biot_notifications::EndpointPolicy;
     ///
-    /// let notifier = HttpNotifier::builder(EndpointPolicy::default())
+    /// let notifier = HttpNotifier::builder()
+    ///     .endpoint_policy(EndpointPolicy::default().allow_host("hooks.internal.example"))
     ///     .timeout(Duration::from_secs(3))
     ///     .connect_timeout(Duration::from_secs(1))
     ///     .build()?;
     /// assert_eq!(notifier.timeout(), Duration::from_secs(3));
-    /// # Ok::<(), biot_notifications::Error>(())
+    ///
+    /// let err = HttpNotifier::builder().timeout(Duration::ZERO).build().unwrap_err();
+    /// assert_eq!(err.to_string(), "the HTTP notifier option `timeout` must be greater than zero");
+    /// # Ok::<(), HttpNotifierBuildError>(())
     /// ```
-    pub fn builder(policy: EndpointPolicy) -> HttpNotifierBuilder {
+    pub fn builder() -> HttpNotifierBuilder {
         HttpNotifierBuilder {
-            policy,
+            policy: EndpointPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             resolver: Arc::new(SystemResolver),
@@ -250,6 +281,10 @@ impl Notifier for HttpNotifier {
             Err(DeliveryError::Status { status })
         }
     }
+
+    fn endpoint_policy(&self) -> Option<&EndpointPolicy> {
+        Some(&self.policy)
+    }
 }
 
 /// Configures an [`HttpNotifier`]; made by [`HttpNotifier::builder`].
@@ -263,15 +298,23 @@ pub struct HttpNotifierBuilder {
 }
 
 impl HttpNotifierBuilder {
+    /// Which endpoints, and which addresses their hosts resolve to, deliveries may go to
+    /// (default: [`EndpointPolicy::default`], strict). A dispatcher built with the
+    /// notifier validates subscriptions against the same policy.
+    pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// How long a delivery may take in all, from connecting to the response's status
-    /// (default [`DEFAULT_TIMEOUT`]).
+    /// (default [`DEFAULT_TIMEOUT`]); longer than zero.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// How long connecting may take, resolution and TLS handshake included (default
-    /// [`DEFAULT_CONNECT_TIMEOUT`]).
+    /// [`DEFAULT_CONNECT_TIMEOUT`]); longer than zero.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -284,12 +327,21 @@ impl HttpNotifierBuilder {
         self
     }
 
-    /// Builds the notifier.
+    /// Checks the options and builds the notifier.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the HTTP client cannot be set up (its TLS configuration
-    /// failed to load).
-    pub fn build(self) -> Result<HttpNotifier, Error> {
+    /// [`HttpNotifierBuildError::Zero`] for a zero timeout;
+    /// [`HttpNotifierBuildError::Client`] when the HTTP client cannot be set up (its TLS
+    /// configuration failed to load).
+    pub fn build(self) -> Result<HttpNotifier, HttpNotifierBuildError> {
+        for (option, value) in [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(HttpNotifierBuildError::Zero { option });
+            }
+        }
         let policy = Arc::new(self.policy);
         let vetting = VettingResolver {
             policy: Arc::clone(&policy),
@@ -303,7 +355,7 @@ impl HttpNotifierBuilder {
             .no_proxy()
             .dns_resolver(Arc::new(vetting))
             .build()
-            .map_err(|source| Error::Internal {
+            .map_err(|source| HttpNotifierBuildError::Client {
                 source: source.into(),
             })?;
         Ok(HttpNotifier {
