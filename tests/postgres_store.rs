@@ -15,7 +15,6 @@
 //! Each test works in a fresh schema of its own and drops it at the end.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -198,7 +197,7 @@ async fn instances_starting_together_migrate_once() {
     let client = again.pool().get().await.unwrap();
     let versions: Vec<i32> = client
         .query(
-            &format!("SELECT version FROM \"{schema}\".schema_migrations"),
+            &format!("SELECT version FROM \"{schema}\".schema_migrations ORDER BY version"),
             &[],
         )
         .await
@@ -206,9 +205,10 @@ async fn instances_starting_together_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
+    // Each migration applied once, in order.
     assert_eq!(
         versions,
-        [biot_notifications::store::postgres::SCHEMA_VERSION]
+        (1..=biot_notifications::store::postgres::SCHEMA_VERSION).collect::<Vec<_>>()
     );
     for store in &stores {
         assert_eq!(store.count().await.unwrap(), 0);
@@ -726,71 +726,10 @@ async fn assert_store_works(store: &PostgresStore, kept: &Subscription) {
         .expect("remove after recovery");
 }
 
-/// The test server's `pg_ctl`, from `.ci/postgres.sh`; starts the server again if a
-/// test stopped it and then failed.
-struct ServerControl {
-    pg_ctl: String,
-    data: String,
-    log: Option<String>,
-    stopped: bool,
-}
-
-impl ServerControl {
-    /// Panics, failing the test, when the environment does not say how.
-    fn from_env() -> Self {
-        let pg_ctl = common::required_env("BIOT_PG_CTL", "a pg_ctl that may stop the server");
-        assert!(
-            std::path::Path::new(&pg_ctl).is_file(),
-            "BIOT_PG_CTL is {pg_ctl}, which is not a file: {}",
-            common::POSTGRES_SETUP
-        );
-        ServerControl {
-            pg_ctl,
-            data: common::required_env("BIOT_PGDATA", "the server's data directory"),
-            log: std::env::var("BIOT_PG_LOG").ok(),
-            stopped: false,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> bool {
-        let mut command = Command::new(&self.pg_ctl);
-        command.args(["-D", &self.data, "-w", "-t", "60"]);
-        if let Some(log) = &self.log {
-            command.args(["-l", log]);
-        }
-        // The server inherits pg_ctl's output; keep it off the test's pipes.
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    }
-
-    fn stop(&mut self) {
-        assert!(self.run(&["-m", "fast", "stop"]), "pg_ctl stop failed");
-        self.stopped = true;
-    }
-
-    fn start(&mut self) {
-        assert!(self.run(&["start"]), "pg_ctl start failed");
-        self.stopped = false;
-    }
-}
-
-impl Drop for ServerControl {
-    fn drop(&mut self) {
-        if self.stopped {
-            self.run(&["start"]);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and its pg_ctl: `source .ci/postgres.sh` sets DATABASE_URL and BIOT_PG_CTL"]
 async fn operations_fail_fast_while_the_server_is_down_and_the_same_store_recovers() {
-    let mut server = ServerControl::from_env();
+    let mut server = common::ServerControl::from_env();
     let _exclusive = SERVER.write().await;
     let limit = Duration::from_secs(2);
     let store = PostgresStore::options()

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -300,4 +301,65 @@ pub fn database_url() -> String {
         "DATABASE_URL",
         "a PostgreSQL database the test may create schemas in",
     )
+}
+
+/// The test server's `pg_ctl`, from `.ci/postgres.sh`, for tests that stop and restart
+/// the server; starts the server again if a test stopped it and then failed.
+pub struct ServerControl {
+    pg_ctl: String,
+    data: String,
+    log: Option<String>,
+    stopped: bool,
+}
+
+impl ServerControl {
+    /// Panics, failing the test, when the environment does not say how.
+    pub fn from_env() -> Self {
+        let pg_ctl = required_env("BIOT_PG_CTL", "a pg_ctl that may stop the server");
+        assert!(
+            std::path::Path::new(&pg_ctl).is_file(),
+            "BIOT_PG_CTL is {pg_ctl}, which is not a file: {}",
+            POSTGRES_SETUP
+        );
+        ServerControl {
+            pg_ctl,
+            data: required_env("BIOT_PGDATA", "the server's data directory"),
+            log: std::env::var("BIOT_PG_LOG").ok(),
+            stopped: false,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> bool {
+        let mut command = Command::new(&self.pg_ctl);
+        command.args(["-D", &self.data, "-w", "-t", "60"]);
+        if let Some(log) = &self.log {
+            command.args(["-l", log]);
+        }
+        // The server inherits pg_ctl's output; keep it off the test's pipes.
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    pub fn stop(&mut self) {
+        assert!(self.run(&["-m", "fast", "stop"]), "pg_ctl stop failed");
+        self.stopped = true;
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.run(&["start"]), "pg_ctl start failed");
+        self.stopped = false;
+    }
+}
+
+impl Drop for ServerControl {
+    fn drop(&mut self) {
+        if self.stopped {
+            self.run(&["start"]);
+        }
+    }
 }

@@ -223,9 +223,11 @@ fn shard_of(template: &str, quick_hash: &QuickHash) -> usize {
     (quick_hash.hash_one(template) >> (64 - TEMPLATE_SHARDS.trailing_zeros())) as usize
 }
 
-#[async_trait]
-impl SubscriptionStore for InMemoryStore {
-    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
+// The store never waits: each operation is a plain function, which the trait's futures
+// call, and which the replicated PostgreSQL store calls on its index without a second
+// boxed future per lookup.
+impl InMemoryStore {
+    pub(crate) fn insert_now(&self, subscription: Subscription) -> Result<(), StoreError> {
         let subscription = Arc::new(subscription);
         let key = subscription.key();
         let entry = Entry {
@@ -259,7 +261,7 @@ impl SubscriptionStore for InMemoryStore {
         }
     }
 
-    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
+    pub(crate) fn remove_now(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
         let at = Key {
             hash: self.hash_endpoint(key.endpoint()),
             endpoint: key.endpoint(),
@@ -280,17 +282,17 @@ impl SubscriptionStore for InMemoryStore {
         Ok(Arc::unwrap_or_clone(removed))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
-        Ok(read(&self.inner.by_id.0)
+    pub(crate) fn get_now(&self, id: Uuid) -> Option<Subscription> {
+        read(&self.inner.by_id.0)
             .get(&id)
-            .map(|s| Subscription::clone(&s.0)))
+            .map(|s| Subscription::clone(&s.0))
     }
 
-    async fn matching(
+    pub(crate) fn matching_now(
         &self,
         event_type: EventType,
         template: Option<&str>,
-    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
+    ) -> Vec<Arc<Subscription>> {
         // Snapshots, each taken under its lock and read after it is released.
         let untemplated = self.place(event_type, None).snapshot();
         let templated = template.and_then(|t| self.place(event_type, Some(t)).snapshot());
@@ -299,17 +301,59 @@ impl SubscriptionStore for InMemoryStore {
         for bucket in buckets.iter().flatten() {
             bucket.extend_into(&mut matches);
         }
-        Ok(matches)
+        matches
+    }
+
+    pub(crate) fn search_now(&self, request: &SearchRequest) -> Page<Subscription> {
+        // Not under the id index's lock, which every writer takes: see the module's
+        // documentation.
+        self.snapshot().search(request)
+    }
+
+    pub(crate) fn count_now(&self) -> u64 {
+        read(&self.inner.by_id.0).len() as u64
+    }
+
+    /// Every subscription, in no order: what a resynchronisation compares with the
+    /// database. Holds the id index's read lock (writers wait) while it copies the
+    /// pointers.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn all_now(&self) -> Vec<Arc<Subscription>> {
+        read(&self.inner.by_id.0)
+            .iter()
+            .map(|s| Arc::clone(&s.0))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for InMemoryStore {
+    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
+        self.insert_now(subscription)
+    }
+
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
+        self.remove_now(key)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.get_now(id))
+    }
+
+    async fn matching(
+        &self,
+        event_type: EventType,
+        template: Option<&str>,
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
+        Ok(self.matching_now(event_type, template))
     }
 
     async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
-        // Not under the id index's lock, which every writer takes: see the module's
-        // documentation.
-        Ok(self.snapshot().search(request))
+        Ok(self.search_now(request))
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        Ok(read(&self.inner.by_id.0).len() as u64)
+        Ok(self.count_now())
     }
 }
 

@@ -10,7 +10,10 @@ const MIGRATION_LOCK_CLASS: i32 = 0x6269_6f74;
 
 /// Every migration, in order. `{schema}` stands for the quoted schema name. A released
 /// migration is never edited: a change is a new migration.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_subscriptions.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_subscriptions.sql")),
+    (2, include_str!("migrations/0002_subscription_changes.sql")),
+];
 
 impl PostgresStore {
     /// Applies the migrations this schema lacks; see the module docs.

@@ -97,10 +97,15 @@ use deadpool_postgres::tokio_postgres::NoTls;
 mod migrations;
 mod options;
 mod queries;
+mod replicated;
 mod rows;
 mod search;
 
 pub use options::{PostgresOptions, PostgresSetupError};
+pub use replicated::{
+    ReplicatedOptions, ReplicatedStore, ReplicationState, ReplicationStatus, DEFAULT_HEARTBEAT,
+    DEFAULT_MAX_RECONNECT_DELAY,
+};
 
 use options::quote_identifier;
 use queries::Statements;
@@ -118,7 +123,7 @@ pub const DEFAULT_SCHEMA: &str = "biot_notifications";
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this crate creates and expects: the last migration's number.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The store's name in [`StoreError::Backend`].
 const STORE: &str = "postgres";

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::tokio_postgres::error::SqlState;
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::rows::{store_error, subscription_from_row};
@@ -56,65 +57,13 @@ impl Statements {
 #[async_trait]
 impl SubscriptionStore for PostgresStore {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
-        self.within(async {
-            let key = subscription.key();
-            let template = key.template_name().map(|t| t.as_str());
-            let folded = template.map(str::to_lowercase);
-            let (client, statement) = self.prepared(&self.inner.sql.insert).await?;
-            let inserted = client
-                .execute(
-                    &statement,
-                    &[
-                        &subscription.id(),
-                        &key.entity_type().as_str(),
-                        &key.action().as_str(),
-                        &key.endpoint().as_str(),
-                        &template,
-                        &folded,
-                        &subscription.created_at(),
-                    ],
-                )
-                .await
-                .map_err(|e| match e.code() {
-                    // Only without the identity index could a duplicate get here; a
-                    // clash of ids is a store failure, not a duplicate.
-                    Some(&SqlState::UNIQUE_VIOLATION)
-                        if e.as_db_error().and_then(|d| d.constraint())
-                            == Some("subscriptions_identity") =>
-                    {
-                        StoreError::already_exists(key)
-                    }
-                    _ => store_error(e),
-                })?;
-            match inserted {
-                0 => Err(StoreError::already_exists(key)),
-                _ => Ok(()),
-            }
-        })
-        .await
+        self.within(async { self.insert_on(&self.client().await?, &subscription).await })
+            .await
     }
 
     async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
-        self.within(async {
-            let (client, statement) = self.prepared(&self.inner.sql.remove).await?;
-            let row = client
-                .query_opt(
-                    &statement,
-                    &[
-                        &key.entity_type().as_str(),
-                        &key.action().as_str(),
-                        &key.endpoint().as_str(),
-                        &key.template_name().map_or("", |t| t.as_str()),
-                    ],
-                )
-                .await
-                .map_err(store_error)?;
-            match row {
-                Some(row) => subscription_from_row(&row),
-                None => Err(StoreError::not_found(key)),
-            }
-        })
-        .await
+        self.within(async { self.remove_on(&self.client().await?, key).await })
+            .await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
@@ -228,5 +177,82 @@ impl SubscriptionStore for PostgresStore {
             Ok(u64::try_from(count).unwrap_or_default())
         })
         .await
+    }
+}
+
+// The writes, on a pooled connection or a transaction on one (the replicated store
+// writes and reads the change version in one transaction).
+impl PostgresStore {
+    /// Inserts `subscription` through `client`.
+    pub(super) async fn insert_on(
+        &self,
+        client: &impl GenericClient,
+        subscription: &Subscription,
+    ) -> Result<(), StoreError> {
+        let key = subscription.key();
+        let template = key.template_name().map(|t| t.as_str());
+        let folded = template.map(str::to_lowercase);
+        let statement = client
+            .prepare_cached(&self.inner.sql.insert)
+            .await
+            .map_err(store_error)?;
+        let inserted = client
+            .execute(
+                &statement,
+                &[
+                    &subscription.id(),
+                    &key.entity_type().as_str(),
+                    &key.action().as_str(),
+                    &key.endpoint().as_str(),
+                    &template,
+                    &folded,
+                    &subscription.created_at(),
+                ],
+            )
+            .await
+            .map_err(|e| match e.code() {
+                // Only without the identity index could a duplicate get here; a
+                // clash of ids is a store failure, not a duplicate.
+                Some(&SqlState::UNIQUE_VIOLATION)
+                    if e.as_db_error().and_then(|d| d.constraint())
+                        == Some("subscriptions_identity") =>
+                {
+                    StoreError::already_exists(key)
+                }
+                _ => store_error(e),
+            })?;
+        match inserted {
+            0 => Err(StoreError::already_exists(key)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the subscription with identity `key` through `client`, and returns it as
+    /// it was stored.
+    pub(super) async fn remove_on(
+        &self,
+        client: &impl GenericClient,
+        key: &SubscriptionKey,
+    ) -> Result<Subscription, StoreError> {
+        let statement = client
+            .prepare_cached(&self.inner.sql.remove)
+            .await
+            .map_err(store_error)?;
+        let row = client
+            .query_opt(
+                &statement,
+                &[
+                    &key.entity_type().as_str(),
+                    &key.action().as_str(),
+                    &key.endpoint().as_str(),
+                    &key.template_name().map_or("", |t| t.as_str()),
+                ],
+            )
+            .await
+            .map_err(store_error)?;
+        match row {
+            Some(row) => subscription_from_row(&row),
+            None => Err(StoreError::not_found(key)),
+        }
     }
 }

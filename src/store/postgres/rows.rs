@@ -14,14 +14,20 @@ use crate::wire_error::BoxError;
 
 /// A stored row, validated back into a subscription.
 pub(super) fn subscription_from_row(row: &Row) -> Result<Subscription, StoreError> {
-    let id: Uuid = row.try_get(0).map_err(store_error)?;
+    subscription_at(row, 0)
+}
+
+/// The subscription in the six columns of `row` from `first` on, in the order of
+/// `id, entity_type_name, action_name, endpoint, template_name, created_at`.
+pub(super) fn subscription_at(row: &Row, first: usize) -> Result<Subscription, StoreError> {
+    let id: Uuid = row.try_get(first).map_err(store_error)?;
     let request = SubscribeRequest {
-        entity_type_name: row.try_get(1).map_err(store_error)?,
-        action_name: row.try_get(2).map_err(store_error)?,
-        endpoint: row.try_get(3).map_err(store_error)?,
-        template_name: row.try_get(4).map_err(store_error)?,
+        entity_type_name: row.try_get(first + 1).map_err(store_error)?,
+        action_name: row.try_get(first + 2).map_err(store_error)?,
+        endpoint: row.try_get(first + 3).map_err(store_error)?,
+        template_name: row.try_get(first + 4).map_err(store_error)?,
     };
-    let created_at: OffsetDateTime = row.try_get(5).map_err(store_error)?;
+    let created_at: OffsetDateTime = row.try_get(first + 5).map_err(store_error)?;
     let key = request
         .key()
         .map_err(|source| StoreError::backend(STORE, InvalidRow { id, source }))?;

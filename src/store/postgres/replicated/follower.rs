@@ -1,0 +1,173 @@
+//! The follower: one task per store that holds the listening connection, applies the
+//! changes it is told of, reads the counter at each heartbeat, and reconnects and
+//! catches up when the connection is lost.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use deadpool_postgres::tokio_postgres::tls::NoTlsStream;
+use deadpool_postgres::tokio_postgres::{
+    self, AsyncMessage, Client, Connection, NoTls, Socket, Statement,
+};
+use tokio::sync::mpsc;
+
+use super::super::rows::store_error;
+use super::super::{quote_identifier, PostgresSetupError};
+use super::{listener_config, Replica, FIRST_RECONNECT_DELAY};
+use crate::store::StoreError;
+use crate::wire_error::BoxError;
+
+/// Notifications waiting for the follower; more are dropped, which loses nothing: the
+/// follower reads every change after its version whenever it is told of any.
+const NOTIFICATIONS_BUFFERED: usize = 1_024;
+
+/// How the listening connection is made.
+#[derive(Debug)]
+pub(super) struct Listener {
+    config: tokio_postgres::Config,
+}
+
+impl Listener {
+    pub(super) fn new(url: &str) -> Result<Self, PostgresSetupError> {
+        let mut config = listener_config(url)?;
+        if config.get_application_name().is_none() {
+            config.application_name("biot-notifications-listener");
+        }
+        Ok(Listener { config })
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<(Client, Connection<Socket, NoTlsStream>), tokio_postgres::Error> {
+        self.config.connect(NoTls).await
+    }
+}
+
+/// What the listening connection tells the follower.
+enum Heard {
+    /// A change of this version (or, when the payload is not a number, some change).
+    Notified(u64),
+    /// The connection is closed or broken.
+    Closed(BoxError),
+}
+
+/// A listening connection that has caught up.
+pub(super) struct Session {
+    client: Client,
+    heard: mpsc::Receiver<Heard>,
+    changes_after: Statement,
+}
+
+impl Replica {
+    /// Connects, `LISTEN`s, then brings the index up to the database (the first time by
+    /// loading it whole): listening first, so no change falls between.
+    pub(super) async fn open_session(&self) -> Result<Session, StoreError> {
+        let (mut client, connection) = self.listener.connect().await.map_err(store_error)?;
+        let (tell, heard) = mpsc::channel(NOTIFICATIONS_BUFFERED);
+        tokio::spawn(drive(connection, tell));
+        client
+            .batch_execute(&format!(
+                "LISTEN {}",
+                quote_identifier(self.postgres.schema())
+            ))
+            .await
+            .map_err(store_error)?;
+        let changes_after = client
+            .prepare(self.sql.changes_after())
+            .await
+            .map_err(store_error)?;
+        {
+            let _applying = self.applying.lock().await;
+            if self.status.snapshot().full_reloads == 0 {
+                self.reload(&mut client).await?;
+            } else {
+                self.catch_up(&mut client, &changes_after).await?;
+            }
+        }
+        Ok(Session {
+            client,
+            heard,
+            changes_after,
+        })
+    }
+
+    /// Follows the database for as long as the store lives (the store aborts this task
+    /// when its last handle is dropped).
+    pub(super) async fn follow(self: Arc<Self>, mut session: Session) {
+        let schema = self.postgres.schema().to_owned();
+        loop {
+            let lost = self.run(&mut session).await;
+            self.status.lost(&schema, &lost);
+            drop(session);
+            let mut delay = FIRST_RECONNECT_DELAY.min(self.max_reconnect_delay);
+            session = loop {
+                tokio::time::sleep(delay).await;
+                match self.postgres.within(self.open_session()).await {
+                    Ok(session) => break session,
+                    Err(error) => {
+                        tracing::debug!(
+                            schema,
+                            error = %error,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "the replicated store could not reconnect yet"
+                        );
+                        delay = (delay * 2).min(self.max_reconnect_delay);
+                    }
+                }
+            };
+            self.status.count_reconnect();
+            self.status.following(&schema);
+        }
+    }
+
+    /// Applies what the session hears about, and reads the counter at each heartbeat,
+    /// until the connection fails; returns why.
+    async fn run(&self, session: &mut Session) -> BoxError {
+        loop {
+            match tokio::time::timeout(self.heartbeat, session.heard.recv()).await {
+                Ok(Some(Heard::Notified(mut newest))) => {
+                    // Everything already heard of is caught up with at once.
+                    while let Ok(heard) = session.heard.try_recv() {
+                        match heard {
+                            Heard::Notified(version) => newest = newest.max(version),
+                            Heard::Closed(why) => return why,
+                        }
+                    }
+                    if newest <= self.status.version() {
+                        continue; // Our own writes, already applied.
+                    }
+                }
+                Ok(Some(Heard::Closed(why))) => return why,
+                Ok(None) => return "the listening connection's driver stopped".into(),
+                // The heartbeat: reading the counter also proves the connection lives.
+                Err(_) => {}
+            }
+            let _applying = self.applying.lock().await;
+            let caught_up = self
+                .postgres
+                .within(self.catch_up(&mut session.client, &session.changes_after))
+                .await;
+            if let Err(error) = caught_up {
+                return error.into();
+            }
+        }
+    }
+}
+
+/// Drives the listening connection, passing on its notifications, until it ends.
+async fn drive(mut connection: Connection<Socket, NoTlsStream>, tell: mpsc::Sender<Heard>) {
+    let closed = loop {
+        match poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(notification))) => {
+                let version = notification.payload().parse().unwrap_or(u64::MAX);
+                // Full: the follower will read every change anyway.
+                let _ = tell.try_send(Heard::Notified(version));
+            }
+            Some(Ok(_notice)) => {}
+            Some(Err(error)) => break error.into(),
+            None => break "the database closed the listening connection".into(),
+        }
+    };
+    // Waits for room: the follower must learn that the connection is gone.
+    let _ = tell.send(Heard::Closed(closed)).await;
+}

@@ -1,0 +1,440 @@
+//! [`ReplicatedStore`]: subscriptions kept in PostgreSQL and matched from memory, for
+//! many dispatcher instances on one database (feature `postgres`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! use biot_notifications::store::postgres::ReplicatedStore;
+//! use biot_notifications::store::SubscriptionStore;
+//! use biot_notifications::{Action, EntityType, EventType, SubscribeRequest, Subscription};
+//!
+//! // Connects a pool and a listening connection, migrates the schema, loads the index.
+//! let store = ReplicatedStore::connect("postgres://dispatcher@db.internal:5432/biot").await?;
+//!
+//! let key = SubscribeRequest::new("patient", "_create", "https://plugin.example.com/hook").key()?;
+//! store.insert(Subscription::new(key)).await?; // in PostgreSQL, then in this index
+//!
+//! // From memory: no query per event.
+//! let created = EventType::new(EntityType::Patient, Action::Create)?;
+//! assert_eq!(store.matching(created, None).await?.len(), 1);
+//! assert!(store.status().is_following());
+//!
+//! let store: Arc<dyn SubscriptionStore> = Arc::new(store);
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! The database is the one authority: every write ([`insert`](SubscriptionStore::insert),
+//! [`remove`](SubscriptionStore::remove)) is a statement on the same tables as
+//! [`PostgresStore`]'s, so the unique identity index still decides a race (of two
+//! instances subscribing the same identity, one succeeds and the other gets
+//! [`StoreError::AlreadyExists`]). Each instance keeps an index of every subscription in
+//! memory, an [`InMemoryStore`], and answers [`matching`](SubscriptionStore::matching),
+//! [`get`](SubscriptionStore::get), [`search`](SubscriptionStore::search) and
+//! [`count`](SubscriptionStore::count) from it, without a query.
+//!
+//! A trigger on the subscriptions table (schema migration 2) gives every change, made by
+//! whatever writes to the table (this store, [`PostgresStore`], an operator's SQL), the
+//! next value of a change counter, inside the writing transaction: the counter's row
+//! stays locked until commit, so versions are gapless and in commit order. The trigger
+//! logs the change with its row (the last 10,000 changes are kept) and announces its
+//! version with `NOTIFY` on a channel named after the schema, delivered at commit.
+//!
+//! Each instance holds one connection of its own (outside the pool) that `LISTEN`s on
+//! that channel. On a notification it reads the log after the version its index holds
+//! and applies the changes in order; the counter says when one is missing. When the log
+//! cannot say what changed (the instance is more than 10,000 changes behind, or the
+//! table was truncated), it reloads every subscription in one consistent read and
+//! changes in the index only what differs, so the index never empties meanwhile.
+//!
+//! # Consistency
+//!
+//! - **Own writes** are seen at once: when `insert` or `remove` returns, this instance's
+//!   index has the change (it learns the change's version in the writing transaction and
+//!   applies it, with any changes before it it lacks, before returning).
+//! - **Other instances' writes** reach this index after their commit, one notification
+//!   and one query later: about a millisecond on a local network (see the README's
+//!   figures). A notification that never arrives is made up for at the next heartbeat
+//!   ([`ReplicatedOptions::heartbeat`], 1 s unless set), which reads the counter.
+//! - **While the database cannot be reached**, the index keeps serving what it last
+//!   knew: `matching` never waits on the database and never fails. The store reports it:
+//!   [`ReplicatedStore::status`] turns [`Reconnecting`](ReplicationState::Reconnecting)
+//!   with the time it became stale, and a `WARN` tracing event says so. The loss is
+//!   noticed at once when the connection closes, and within one heartbeat plus the
+//!   operation timeout when it hangs. The store reconnects (after 100 ms, then waits up
+//!   to [`ReplicatedOptions::max_reconnect_delay`] between attempts), `LISTEN`s again
+//!   first, then applies every change made meanwhile, including removals, before it
+//!   reports itself [`Following`](ReplicationState::Following) again (an `INFO` event).
+//!   So an instance is stale for at most as long as it cannot reach the database, plus
+//!   one reconnect delay and the time to catch up.
+//! - Writes need the database: while it is down they fail with
+//!   [`StoreError::Backend`], as on [`PostgresStore`].
+//!
+//! # Cost
+//!
+//! Memory: the index is an [`InMemoryStore`], with its cost per subscription; nothing is
+//! kept per subscription besides it. A write costs a few round trips more than
+//! [`PostgresStore`]'s (a transaction that also reads the counter) and serialises with
+//! the other writes on the database for the moment between the statement and the
+//! commit. Every instance reads each change once from the log.
+//!
+//! The database role needs, besides what [`PostgresStore`] needs, to update the counter
+//! and write the log (the trigger runs as the writer), and to `LISTEN`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::tokio_postgres;
+use time::OffsetDateTime;
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+use super::rows::store_error;
+use super::{PostgresOptions, PostgresSetupError, PostgresStore};
+use crate::catalog::EventType;
+use crate::search::{Page, SearchRequest};
+use crate::store::{InMemoryStore, StoreError, SubscriptionStore};
+use crate::subscription::{Subscription, SubscriptionKey};
+
+mod changes;
+mod follower;
+mod status;
+
+pub use status::{ReplicationState, ReplicationStatus};
+
+use changes::{version_of, Change, ChangeStatements};
+use follower::Listener;
+use status::StatusCell;
+
+/// How often a following instance reads the change counter unless
+/// [`ReplicatedOptions::heartbeat`] says otherwise.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The longest wait between two attempts to reconnect unless
+/// [`ReplicatedOptions::max_reconnect_delay`] says otherwise.
+pub const DEFAULT_MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+/// The first wait before reconnecting (doubled after each failed attempt).
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+
+/// A [`SubscriptionStore`] in PostgreSQL, with every subscription also indexed in this
+/// process's memory and kept current through `LISTEN`/`NOTIFY`: matching at
+/// [`InMemoryStore`]'s speed, for dispatchers that run as several instances.
+///
+/// Cheap to clone: clones share the pool, the listening connection and the index. When
+/// the last clone is dropped, the listening connection closes. See the
+/// [module docs](self) for how it works and how stale an index may be.
+#[derive(Clone)]
+pub struct ReplicatedStore {
+    inner: Arc<Handle>,
+}
+
+/// What the store's clones share; dropping it stops the follower.
+struct Handle {
+    /// The index, here too, one pointer closer to `matching`.
+    index: InMemoryStore,
+    replica: Arc<Replica>,
+    follower: AbortHandle,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// What the store's handles and its follower task share.
+struct Replica {
+    postgres: PostgresStore,
+    index: InMemoryStore,
+    /// Serialises every change to the index, so changes apply in version order.
+    applying: tokio::sync::Mutex<()>,
+    status: StatusCell,
+    sql: ChangeStatements,
+    listener: Listener,
+    heartbeat: Duration,
+    max_reconnect_delay: Duration,
+}
+
+impl ReplicatedStore {
+    /// Connects to the database at `url` (a `postgres://` URL or a libpq key-value
+    /// string) with the default options: a pool, a listening connection, the schema
+    /// migrated, the index loaded.
+    ///
+    /// # Errors
+    /// As [`ReplicatedOptions::connect`].
+    pub async fn connect(url: &str) -> Result<Self, PostgresSetupError> {
+        Self::options().connect(url).await
+    }
+
+    /// Options: the PostgreSQL ones (schema, timeout, pool size), the heartbeat and the
+    /// reconnect delay.
+    pub fn options() -> ReplicatedOptions {
+        ReplicatedOptions::new()
+    }
+
+    /// Whether the index follows the database, its version, and since when it is stale
+    /// if it is. Cheap: for health checks and metrics.
+    pub fn status(&self) -> ReplicationStatus {
+        self.inner.replica.status.snapshot()
+    }
+
+    /// The [`PostgresStore`] this store writes through, on the same pool and schema:
+    /// for reading straight from the database.
+    pub fn postgres(&self) -> &PostgresStore {
+        &self.inner.replica.postgres
+    }
+}
+
+impl fmt::Debug for ReplicatedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.status();
+        f.debug_struct("ReplicatedStore")
+            .field("schema", &self.inner.replica.postgres.schema())
+            .field("state", &status.state)
+            .field("version", &status.version)
+            .field("index", &self.inner.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to build a [`ReplicatedStore`]: start from [`ReplicatedStore::options`], finish
+/// with [`connect`](Self::connect).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), biot_notifications::store::postgres::PostgresSetupError> {
+/// use std::time::Duration;
+/// use biot_notifications::store::postgres::{PostgresStore, ReplicatedStore};
+///
+/// let store = ReplicatedStore::options()
+///     .postgres(PostgresStore::options().schema("dispatcher").max_connections(8))
+///     .heartbeat(Duration::from_millis(500))
+///     .connect("postgres://dispatcher@db.internal/biot")
+///     .await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReplicatedOptions {
+    postgres: PostgresOptions,
+    heartbeat: Duration,
+    max_reconnect_delay: Duration,
+}
+
+impl Default for ReplicatedOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReplicatedOptions {
+    /// The defaults: [`PostgresOptions::new`], [`DEFAULT_HEARTBEAT`],
+    /// [`DEFAULT_MAX_RECONNECT_DELAY`].
+    pub fn new() -> Self {
+        ReplicatedOptions {
+            postgres: PostgresOptions::new(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            max_reconnect_delay: DEFAULT_MAX_RECONNECT_DELAY,
+        }
+    }
+
+    /// The PostgreSQL options: schema, operation timeout (which also bounds each query
+    /// of the listening connection), pool size.
+    pub fn postgres(mut self, options: PostgresOptions) -> Self {
+        self.postgres = options;
+        self
+    }
+
+    /// How often a following instance reads the change counter, to make up for a lost
+    /// notification and to notice a connection that hangs; zero is refused.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// The longest wait between two attempts to reconnect (the first waits 100 ms or
+    /// this, whichever is shorter, and each failure doubles the wait); zero is refused.
+    pub fn max_reconnect_delay(mut self, delay: Duration) -> Self {
+        self.max_reconnect_delay = delay;
+        self
+    }
+
+    /// Connects to the database at `url`: the pool and the schema as
+    /// [`PostgresOptions::connect`], then the listening connection, then the index,
+    /// loaded whole.
+    ///
+    /// # Errors
+    /// As [`PostgresOptions::connect`]; [`PostgresSetupError::Zero`] for a zero
+    /// heartbeat or reconnect delay; [`PostgresSetupError::Store`] when the listening
+    /// connection cannot be made or the index cannot be loaded within the operation
+    /// timeout.
+    pub async fn connect(self, url: &str) -> Result<ReplicatedStore, PostgresSetupError> {
+        if self.heartbeat.is_zero() {
+            return Err(PostgresSetupError::Zero {
+                option: "heartbeat",
+            });
+        }
+        if self.max_reconnect_delay.is_zero() {
+            return Err(PostgresSetupError::Zero {
+                option: "max_reconnect_delay",
+            });
+        }
+        let listener = Listener::new(url)?;
+        let postgres = self.postgres.connect(url).await?;
+        let index = InMemoryStore::new();
+        let replica = Arc::new(Replica {
+            sql: ChangeStatements::new(postgres.schema()),
+            postgres,
+            index: index.clone(),
+            applying: tokio::sync::Mutex::new(()),
+            status: StatusCell::new(),
+            listener,
+            heartbeat: self.heartbeat,
+            max_reconnect_delay: self.max_reconnect_delay,
+        });
+        let session = replica
+            .postgres
+            .within(replica.open_session())
+            .await
+            .map_err(PostgresSetupError::Store)?;
+        replica.status.following(replica.postgres.schema());
+        let follower = tokio::spawn(Arc::clone(&replica).follow(session)).abort_handle();
+        Ok(ReplicatedStore {
+            inner: Arc::new(Handle {
+                index,
+                replica,
+                follower,
+            }),
+        })
+    }
+}
+
+impl Replica {
+    /// Applies the change this instance just committed as `version`, and whatever
+    /// changes before it the index lacks, so the caller reads its own write.
+    async fn apply_own(&self, version: u64, change: Change) {
+        if self.status.version() >= version {
+            return; // The follower was faster.
+        }
+        let _applying = self.applying.lock().await;
+        let at = self.status.version();
+        if at >= version || (at + 1 == version && self.apply(version, change).is_ok()) {
+            return;
+        }
+        // Changes from other instances came between: read them (and ours) from the log.
+        let caught_up = self
+            .postgres
+            .within(async {
+                let mut client = self.postgres.client().await?;
+                let statement = client
+                    .prepare_cached(self.sql.changes_after())
+                    .await
+                    .map_err(store_error)?;
+                self.catch_up(&mut client, &statement).await
+            })
+            .await;
+        if let Err(error) = caught_up {
+            // The write is committed; the follower will bring it in once the database
+            // answers again. Until then this instance does not see its own write.
+            tracing::warn!(
+                schema = self.postgres.schema(),
+                version,
+                error = %error,
+                "the replicated store committed a write but could not read the changes \
+                 before it; its index shows the write once it catches up"
+            );
+        }
+    }
+}
+
+/// A subscription as PostgreSQL keeps it: `timestamptz` has microseconds, so the index
+/// holds the creation time the database will give back.
+fn as_stored(subscription: Subscription) -> Subscription {
+    let created_at = subscription.created_at();
+    let micros = created_at.nanosecond() / 1_000 * 1_000;
+    let created_at: OffsetDateTime = created_at.replace_nanosecond(micros).unwrap_or(created_at);
+    Subscription::from_parts(subscription.id(), subscription.key().clone(), created_at)
+}
+
+#[async_trait]
+impl SubscriptionStore for ReplicatedStore {
+    async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
+        let replica = &self.inner.replica;
+        let subscription = as_stored(subscription);
+        let version = replica
+            .postgres
+            .within(async {
+                let mut client = replica.postgres.client().await?;
+                let tx = client.transaction().await.map_err(store_error)?;
+                replica.postgres.insert_on(&tx, &subscription).await?;
+                let head = tx
+                    .query_one(&replica.sql.head, &[])
+                    .await
+                    .map_err(store_error)?;
+                tx.commit().await.map_err(store_error)?;
+                Ok(version_of(head.try_get(0).map_err(store_error)?))
+            })
+            .await?;
+        replica
+            .apply_own(version, Change::Insert(subscription))
+            .await;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
+        let replica = &self.inner.replica;
+        let (removed, version) = replica
+            .postgres
+            .within(async {
+                let mut client = replica.postgres.client().await?;
+                let tx = client.transaction().await.map_err(store_error)?;
+                let removed = replica.postgres.remove_on(&tx, key).await?;
+                let head = tx
+                    .query_one(&replica.sql.head, &[])
+                    .await
+                    .map_err(store_error)?;
+                tx.commit().await.map_err(store_error)?;
+                Ok((removed, version_of(head.try_get(0).map_err(store_error)?)))
+            })
+            .await?;
+        replica
+            .apply_own(version, Change::Remove(removed.clone()))
+            .await;
+        Ok(removed)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.inner.index.get_now(id))
+    }
+
+    async fn matching(
+        &self,
+        event_type: EventType,
+        template: Option<&str>,
+    ) -> Result<Vec<Arc<Subscription>>, StoreError> {
+        Ok(self.inner.index.matching_now(event_type, template))
+    }
+
+    async fn search(&self, request: &SearchRequest) -> Result<Page<Subscription>, StoreError> {
+        Ok(self.inner.index.search_now(request))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.index.count_now())
+    }
+}
+
+/// The listening connection's settings: the store's URL, parsed once.
+fn listener_config(url: &str) -> Result<tokio_postgres::Config, PostgresSetupError> {
+    tokio_postgres::Config::from_str(url).map_err(|source| PostgresSetupError::InvalidUrl {
+        source: source.into(),
+    })
+}
