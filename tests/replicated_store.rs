@@ -19,9 +19,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use biot_notifications::store::postgres::{
-    PostgresSetupError, PostgresStore, ReplicatedStore, ReplicationState,
-};
+use biot_notifications::store::postgres::replicated::ReplicationState;
+use biot_notifications::store::postgres::{PostgresSetupError, PostgresStore, ReplicatedStore};
 use biot_notifications::store::SubscriptionStore;
 use biot_notifications::{
     Action, EntityType, EventType, SearchRequest, StoreError, SubscribeRequest, Subscription,

@@ -97,15 +97,12 @@ use deadpool_postgres::tokio_postgres::NoTls;
 mod migrations;
 mod options;
 mod queries;
-mod replicated;
+pub mod replicated;
 mod rows;
 mod search;
 
 pub use options::{PostgresOptions, PostgresSetupError};
-pub use replicated::{
-    ReplicatedOptions, ReplicatedStore, ReplicationState, ReplicationStatus, DEFAULT_HEARTBEAT,
-    DEFAULT_MAX_RECONNECT_DELAY,
-};
+pub use replicated::ReplicatedStore;
 
 use options::quote_identifier;
 use queries::Statements;
