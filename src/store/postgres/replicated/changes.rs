@@ -7,7 +7,7 @@ use deadpool_postgres::tokio_postgres::{Client, IsolationLevel, Row, Statement};
 use uuid::Uuid;
 
 use super::super::quote_identifier;
-use super::super::rows::{store_error, subscription_at};
+use super::super::rows::{store_error, subscription_at, TimedOut};
 use super::Replica;
 use crate::store::StoreError;
 use crate::subscription::Subscription;
@@ -66,6 +66,15 @@ pub(super) enum Change {
 #[derive(Debug)]
 pub(super) struct Diverged;
 
+/// What reading the change log found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum CaughtUp {
+    /// The index holds every change up to the head.
+    Current,
+    /// The log cannot say what changed: the index must be reloaded whole.
+    NeedsReload,
+}
+
 impl Replica {
     /// Applies the change of `version`, the one after the index's; [`Diverged`] when the
     /// index does not hold what the change expects (it must be reloaded).
@@ -92,14 +101,32 @@ impl Replica {
         Ok(())
     }
 
-    /// Reads the change log after the index's version on `client` and applies it, or
-    /// reloads the index whole when the log has a gap (changes pruned, a `TRUNCATE`, a
-    /// database restored to an older state). Call with the index's lock held.
-    pub(super) async fn catch_up(
+    /// Brings the index up to the database on `client`: the change log within the
+    /// operation timeout, or, when the log cannot say what changed, a whole reload within
+    /// the reload timeout. Call with the index's lock held.
+    pub(super) async fn bring_up_to_date(
         &self,
         client: &mut Client,
         changes_after: &Statement,
     ) -> Result<(), StoreError> {
+        let caught_up = self
+            .postgres
+            .within(self.catch_up(client, changes_after))
+            .await?;
+        if caught_up == CaughtUp::NeedsReload {
+            self.reload(client).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the change log after the index's version on `client` and applies it in
+    /// order, until the head; says when the log has a gap it cannot fill (changes pruned,
+    /// a `TRUNCATE`, a database restored to an older state).
+    async fn catch_up(
+        &self,
+        client: &Client,
+        changes_after: &Statement,
+    ) -> Result<CaughtUp, StoreError> {
         loop {
             let from = self.status.version();
             let rows = client
@@ -122,7 +149,7 @@ impl Replica {
                 )
                 .collect::<Result<Vec<_>, StoreError>>()?;
             if head == from && changes.is_empty() {
-                return Ok(());
+                return Ok(CaughtUp::Current);
             }
             let mut applied = 0;
             for (version, row) in &changes {
@@ -137,32 +164,22 @@ impl Replica {
             if applied < changes.len() || changes.is_empty() {
                 // A gap, a change the index cannot take, or a head that moved without a
                 // logged change after ours (pruned, or a database older than the index).
-                return self.reload(client).await;
+                return Ok(CaughtUp::NeedsReload);
             }
             if changes.len() < CHANGES_PER_QUERY as usize && self.status.version() >= head {
-                return Ok(());
+                return Ok(CaughtUp::Current);
             }
         }
     }
 
-    /// Reloads every subscription in one consistent read and makes the index equal to it,
-    /// changing only what differs (the index keeps serving meanwhile). Call with the
-    /// index's lock held.
+    /// Reloads every subscription in one consistent read, within the reload timeout, and
+    /// makes the index equal to it, changing only what differs (the index keeps serving
+    /// meanwhile). Call with the index's lock held.
     pub(super) async fn reload(&self, client: &mut Client) -> Result<(), StoreError> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
+        let limit = self.reload_timeout;
+        let (head, rows) = tokio::time::timeout(limit, self.read_everything(client))
             .await
-            .map_err(store_error)?;
-        let head = tx
-            .query_one(&self.sql.head, &[])
-            .await
-            .map_err(store_error)?;
-        let head = version_of(head.try_get(0).map_err(store_error)?);
-        let rows = tx.query(&self.sql.all, &[]).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+            .map_err(|_| store_error(TimedOut(limit)))??;
         let mut stored: HashMap<Uuid, Subscription> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let subscription = subscription_at(row, 0)?;
@@ -187,6 +204,25 @@ impl Replica {
         self.status.set_version(head);
         self.status.count_full_reload();
         Ok(())
+    }
+
+    /// Every subscription row and the head version they are as of.
+    async fn read_everything(&self, client: &mut Client) -> Result<(u64, Vec<Row>), StoreError> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(store_error)?;
+        let head = tx
+            .query_one(&self.sql.head, &[])
+            .await
+            .map_err(store_error)?;
+        let head = version_of(head.try_get(0).map_err(store_error)?);
+        let rows = tx.query(&self.sql.all, &[]).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok((head, rows))
     }
 }
 

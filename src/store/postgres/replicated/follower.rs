@@ -62,7 +62,25 @@ impl Replica {
     /// Connects, `LISTEN`s, then brings the index up to the database (the first time by
     /// loading it whole): listening first, so no change falls between.
     pub(super) async fn open_session(&self) -> Result<Session, StoreError> {
-        let (mut client, connection) = self.listener.connect().await.map_err(store_error)?;
+        let (mut client, heard, changes_after) = self.postgres.within(self.listen()).await?;
+        {
+            let _applying = self.applying.lock().await;
+            if self.status.snapshot().full_reloads == 0 {
+                self.reload(&mut client).await?;
+            } else {
+                self.bring_up_to_date(&mut client, &changes_after).await?;
+            }
+        }
+        Ok(Session {
+            client,
+            heard,
+            changes_after,
+        })
+    }
+
+    /// The listening connection, `LISTEN`ing, with its statement prepared.
+    async fn listen(&self) -> Result<(Client, mpsc::Receiver<Heard>, Statement), StoreError> {
+        let (client, connection) = self.listener.connect().await.map_err(store_error)?;
         let (tell, heard) = mpsc::channel(NOTIFICATIONS_BUFFERED);
         tokio::spawn(drive(connection, tell));
         client
@@ -76,19 +94,7 @@ impl Replica {
             .prepare(self.sql.changes_after())
             .await
             .map_err(store_error)?;
-        {
-            let _applying = self.applying.lock().await;
-            if self.status.snapshot().full_reloads == 0 {
-                self.reload(&mut client).await?;
-            } else {
-                self.catch_up(&mut client, &changes_after).await?;
-            }
-        }
-        Ok(Session {
-            client,
-            heard,
-            changes_after,
-        })
+        Ok((client, heard, changes_after))
     }
 
     /// Follows the database for as long as the store lives (the store aborts this task
@@ -102,7 +108,7 @@ impl Replica {
             let mut delay = FIRST_RECONNECT_DELAY.min(self.max_reconnect_delay);
             session = loop {
                 tokio::time::sleep(delay).await;
-                match self.postgres.within(self.open_session()).await {
+                match self.open_session().await {
                     Ok(session) => break session,
                     Err(error) => {
                         tracing::debug!(
@@ -144,8 +150,7 @@ impl Replica {
             }
             let _applying = self.applying.lock().await;
             let caught_up = self
-                .postgres
-                .within(self.catch_up(&mut session.client, &session.changes_after))
+                .bring_up_to_date(&mut session.client, &session.changes_after)
                 .await;
             if let Err(error) = caught_up {
                 return error.into();

@@ -121,6 +121,10 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// [`ReplicatedOptions::max_reconnect_delay`] says otherwise.
 pub const DEFAULT_MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
+/// How long loading every subscription may take unless
+/// [`ReplicatedOptions::reload_timeout`] says otherwise.
+pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The first wait before reconnecting (doubled after each failed attempt).
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
@@ -161,6 +165,7 @@ struct Replica {
     listener: Listener,
     heartbeat: Duration,
     max_reconnect_delay: Duration,
+    reload_timeout: Duration,
 }
 
 impl ReplicatedStore {
@@ -227,6 +232,7 @@ pub struct ReplicatedOptions {
     postgres: PostgresOptions,
     heartbeat: Duration,
     max_reconnect_delay: Duration,
+    reload_timeout: Duration,
 }
 
 impl Default for ReplicatedOptions {
@@ -237,12 +243,13 @@ impl Default for ReplicatedOptions {
 
 impl ReplicatedOptions {
     /// The defaults: [`PostgresOptions::new`], [`DEFAULT_HEARTBEAT`],
-    /// [`DEFAULT_MAX_RECONNECT_DELAY`].
+    /// [`DEFAULT_MAX_RECONNECT_DELAY`], [`DEFAULT_RELOAD_TIMEOUT`].
     pub fn new() -> Self {
         ReplicatedOptions {
             postgres: PostgresOptions::new(),
             heartbeat: DEFAULT_HEARTBEAT,
             max_reconnect_delay: DEFAULT_MAX_RECONNECT_DELAY,
+            reload_timeout: DEFAULT_RELOAD_TIMEOUT,
         }
     }
 
@@ -267,15 +274,24 @@ impl ReplicatedOptions {
         self
     }
 
+    /// How long reading every subscription, to load the index whole, may take (the
+    /// operation timeout bounds everything else); zero is refused. At start and whenever
+    /// the change log cannot say what changed. A reload that times out is tried again
+    /// at the next reconnect; meanwhile the index keeps what it had.
+    pub fn reload_timeout(mut self, timeout: Duration) -> Self {
+        self.reload_timeout = timeout;
+        self
+    }
+
     /// Connects to the database at `url`: the pool and the schema as
     /// [`PostgresOptions::connect`], then the listening connection, then the index,
     /// loaded whole.
     ///
     /// # Errors
     /// As [`PostgresOptions::connect`]; [`PostgresSetupError::Zero`] for a zero
-    /// heartbeat or reconnect delay; [`PostgresSetupError::Store`] when the listening
-    /// connection cannot be made or the index cannot be loaded within the operation
-    /// timeout.
+    /// heartbeat, reconnect delay or reload timeout; [`PostgresSetupError::Store`] when
+    /// the listening connection cannot be made within the operation timeout, or the index
+    /// cannot be loaded within the reload timeout.
     pub async fn connect(self, url: &str) -> Result<ReplicatedStore, PostgresSetupError> {
         if self.heartbeat.is_zero() {
             return Err(PostgresSetupError::Zero {
@@ -285,6 +301,11 @@ impl ReplicatedOptions {
         if self.max_reconnect_delay.is_zero() {
             return Err(PostgresSetupError::Zero {
                 option: "max_reconnect_delay",
+            });
+        }
+        if self.reload_timeout.is_zero() {
+            return Err(PostgresSetupError::Zero {
+                option: "reload_timeout",
             });
         }
         let listener = Listener::new(url)?;
@@ -299,10 +320,10 @@ impl ReplicatedOptions {
             listener,
             heartbeat: self.heartbeat,
             max_reconnect_delay: self.max_reconnect_delay,
+            reload_timeout: self.reload_timeout,
         });
         let session = replica
-            .postgres
-            .within(replica.open_session())
+            .open_session()
             .await
             .map_err(PostgresSetupError::Store)?;
         replica.status.following(replica.postgres.schema());
@@ -330,17 +351,21 @@ impl Replica {
             return;
         }
         // Changes from other instances came between: read them (and ours) from the log.
-        let caught_up = self
-            .postgres
-            .within(async {
-                let mut client = self.postgres.client().await?;
-                let statement = client
-                    .prepare_cached(self.sql.changes_after())
-                    .await
-                    .map_err(store_error)?;
-                self.catch_up(&mut client, &statement).await
-            })
-            .await;
+        let caught_up = async {
+            let (mut client, statement) = self
+                .postgres
+                .within(async {
+                    let client = self.postgres.client().await?;
+                    let statement = client
+                        .prepare_cached(self.sql.changes_after())
+                        .await
+                        .map_err(store_error)?;
+                    Ok((client, statement))
+                })
+                .await?;
+            self.bring_up_to_date(&mut client, &statement).await
+        }
+        .await;
         if let Err(error) = caught_up {
             // The write is committed; the follower will bring it in once the database
             // answers again. Until then this instance does not see its own write.
