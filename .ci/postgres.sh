@@ -5,10 +5,15 @@
 #   BIOT_PG_CTL   a pg_ctl that runs as the server's (unprivileged) owner
 #   BIOT_PGDATA   the server's data directory
 #   BIOT_PG_LOG   the server's log file
+#   BIOT_PG_TLS_CA  the PEM certificate of the throwaway CA that signed the server's TLS
+#                 certificate (valid for the DNS name `localhost` only)
 # and call `biot_pg_stop` when done (e.g. `trap biot_pg_stop EXIT`), which stops the
 # server and deletes everything it made.
 #
-# Installs PostgreSQL with apt-get when no server binaries are found. The server refuses
+# The server speaks TLS and plain alike on the same port (trust auth either way), except
+# for the role `biot_tls_scram`, which must log in over TLS with a SCRAM password (the
+# channel binding test makes it). Installs PostgreSQL, and openssl to make the
+# certificates, with apt-get when they are missing. The server refuses
 # to run as root, so as root it runs as the `postgres` OS user, created if absent.
 # Safe to source again: a server this script started earlier in the same shell is
 # stopped first. Works under `set -euo pipefail` and without it.
@@ -48,9 +53,37 @@ biot_pg_stop() {
     fi
     if [ -n "${BIOT_PG_TMP:-}" ]; then
         rm -rf -- "$BIOT_PG_TMP"
-        unset DATABASE_URL BIOT_PG_CTL BIOT_PGDATA BIOT_PG_LOG BIOT_PG_TMP BIOT_PG_BINDIR
+        unset DATABASE_URL BIOT_PG_CTL BIOT_PGDATA BIOT_PG_LOG BIOT_PG_TMP BIOT_PG_BINDIR \
+            BIOT_PG_TLS_CA
     fi
     return 0
+}
+
+# Makes, in directory $1, a throwaway CA (ca.crt) and a server key and certificate
+# (server.key, server.crt) signed by it for the DNS name `localhost` only, no IP
+# address: a client that checks names accepts 127.0.0.1 only when told it is `localhost`.
+biot_pg__make_tls() {
+    local dir="$1"
+    (
+        set -e
+        cd "$dir"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout ca.key -out ca.crt -days 30 -subj "/CN=biot-notifications throwaway CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout server.key -out server.csr -subj "/CN=localhost"
+        printf '%s\n' "subjectAltName = DNS:localhost" \
+            "basicConstraints = critical,CA:FALSE" \
+            "keyUsage = critical,digitalSignature" \
+            "extendedKeyUsage = serverAuth" >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key \
+            -set_serial "0x$(openssl rand -hex 16)" -days 30 -extfile server.ext -out server.crt
+        # The CA's key has signed all it will: nothing else may be trusted through it.
+        rm -f ca.key server.csr server.ext
+        chmod 644 ca.crt server.crt
+        chmod 600 server.key
+    ) >"$dir/openssl.log" 2>&1
 }
 
 biot_pg_start() {
@@ -78,6 +111,18 @@ biot_pg_start() {
             --shell /usr/sbin/nologin postgres || return 1
     fi
 
+    if ! command -v openssl >/dev/null 2>&1; then
+        if [ "$(id -u)" != 0 ]; then
+            biot_pg__say "no openssl (for the TLS certificates) and not root: install openssl first"
+            return 1
+        fi
+        biot_pg__say "installing openssl with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || return 1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            openssl >/dev/null || return 1
+    fi
+
     export BIOT_PG_TMP
     BIOT_PG_TMP="$(mktemp -d "${TMPDIR:-/tmp}/biot-pg.XXXXXX")" || return 1
     chmod 755 "$BIOT_PG_TMP"
@@ -95,6 +140,25 @@ biot_pg_start() {
         --encoding=UTF8 --no-locale >"$BIOT_PG_TMP/initdb.log" 2>&1 || {
         biot_pg__say "initdb failed:"; cat "$BIOT_PG_TMP/initdb.log" >&2; biot_pg_stop; return 1;
     }
+
+    # TLS: the server's key and certificate in the scratch dir, owned by the server's user
+    # (the key 0600, as PostgreSQL demands); the CA certificate readable by all, for tests.
+    biot_pg__make_tls "$BIOT_PG_TMP" || {
+        biot_pg__say "making the TLS certificates failed:"; cat "$BIOT_PG_TMP/openssl.log" >&2
+        biot_pg_stop; return 1;
+    }
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$BIOT_PG_TMP/server.key" "$BIOT_PG_TMP/server.crt"
+    fi
+    cat >>"$BIOT_PGDATA/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$BIOT_PG_TMP/server.crt'
+ssl_key_file = '$BIOT_PG_TMP/server.key'
+EOF
+    # First match wins: the SCRAM-over-TLS role's line goes before initdb's trust lines,
+    # whose `host` type accepts TLS and plain connections alike.
+    biot_pg__as_owner sed -i \
+        '1i hostssl all biot_tls_scram 127.0.0.1/32 scram-sha-256' "$BIOT_PGDATA/pg_hba.conf"
 
     # A throwaway server: durability off, loopback only, sockets in the scratch dir.
     # Settings live in the config so that a plain `pg_ctl start` (the fault test) reuses them.
@@ -135,7 +199,8 @@ EOF
     chmod 755 "$BIOT_PG_TMP/pg_ctl"
     export BIOT_PG_CTL="$BIOT_PG_TMP/pg_ctl"
     export DATABASE_URL="postgres://postgres@127.0.0.1:$port/biot_test"
-    biot_pg__say "PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port; DATABASE_URL=$DATABASE_URL"
+    export BIOT_PG_TLS_CA="$BIOT_PG_TMP/ca.crt"
+    biot_pg__say "PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port (TLS too); DATABASE_URL=$DATABASE_URL; BIOT_PG_TLS_CA=$BIOT_PG_TLS_CA"
 }
 
 if ! biot_pg_start; then

@@ -73,9 +73,32 @@
 //!
 //! # Runtime and TLS
 //!
-//! The store needs a tokio runtime (with the time driver) and speaks to PostgreSQL
-//! without TLS ([`NoTls`]). Put the database on a network the host trusts, use a local
-//! proxy that adds TLS, or bring a pool of your own with [`PostgresOptions::with_pool`].
+//! The store needs a tokio runtime (with the time driver). It speaks TLS with rustls
+//! (on `ring`; no OpenSSL), as the URL's `sslmode` says, with libpq's meanings, in
+//! either URL form (`postgres://...?sslmode=verify-full` or `host=... sslmode=verify-full`):
+//!
+//! | `sslmode` | TLS | the server's certificate |
+//! | --- | --- | --- |
+//! | `disable` | never | - |
+//! | `prefer` (the default) | if the server offers it, else plain | not checked* |
+//! | `require` | always | not checked* |
+//! | `verify-ca` | always | chains to a root; any host name |
+//! | `verify-full` | always | chains to a root and is for the URL's `host` |
+//!
+//! The roots come from `sslrootcert=<path to a PEM file>` in the URL, or from
+//! [`PostgresOptions::tls_root_certificates`] (PEM given in code; not both), or are the
+//! operating system's store (`sslrootcert=system`, or no roots named). *As in libpq,
+//! named roots make `prefer` and `require` check the chain too, and
+//! `sslrootcert=system` makes `verify-full` the default and refuses weaker modes.
+//! libpq's `allow` is not supported. The name checked is `host`; to connect to an
+//! address other than the one `host` resolves to, add `hostaddr`. Managed databases
+//! (RDS, Cloud SQL, Azure) want `sslmode=verify-full` with their provider's CA bundle
+//! as the roots.
+//!
+//! SCRAM-SHA-256-PLUS channel binding (`tls-server-end-point`) is used over TLS when the
+//! server offers it; `channel_binding=require` in the URL insists on it.
+//!
+//! A pool of your own ([`PostgresOptions::with_pool`]) keeps its own TLS settings.
 //! The database must use the UTF8 encoding.
 
 use std::fmt;
@@ -91,9 +114,8 @@ use crate::store::StoreError;
 // Named in the docs only.
 #[cfg(doc)]
 use crate::{search::SearchRequest, store::SubscriptionStore};
-#[cfg(doc)]
-use deadpool_postgres::tokio_postgres::NoTls;
 
+mod connection;
 mod migrations;
 mod options;
 mod queries;

@@ -1,13 +1,13 @@
 //! [`PostgresOptions`]: how to build a store, which schema names it accepts, and
 //! [`PostgresSetupError`], why building one failed.
 
-use std::str::FromStr;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::tokio_postgres::{self, NoTls};
-use deadpool_postgres::{Manager, Pool, Runtime};
+use deadpool_postgres::{Pool, Runtime};
 
+use super::connection::ConnectionSettings;
 use super::{Inner, PostgresStore, Statements, DEFAULT_OPERATION_TIMEOUT, DEFAULT_SCHEMA};
 use crate::store::StoreError;
 use crate::wire_error::{echo, BoxError};
@@ -38,6 +38,18 @@ pub struct PostgresOptions {
     schema: String,
     operation_timeout: Duration,
     max_connections: Option<usize>,
+    tls_root_certificates: Option<RootCertificatesPem>,
+}
+
+/// PEM text given to [`PostgresOptions::tls_root_certificates`], kept as given (read at
+/// connect) and shown in `Debug` by its size only.
+#[derive(Clone)]
+struct RootCertificatesPem(Arc<[u8]>);
+
+impl fmt::Debug for RootCertificatesPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RootCertificatesPem({} bytes)", self.0.len())
+    }
 }
 
 impl Default for PostgresOptions {
@@ -54,6 +66,7 @@ impl PostgresOptions {
             schema: DEFAULT_SCHEMA.to_owned(),
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_connections: None,
+            tls_root_certificates: None,
         }
     }
 
@@ -80,14 +93,46 @@ impl PostgresOptions {
         self
     }
 
+    /// The roots a TLS server certificate must chain to, as PEM text (one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks, e.g. the contents of a provider's CA
+    /// bundle): what `sslrootcert=<file>` gives in the URL, given in code instead. A URL
+    /// that names `sslrootcert` too is refused. Read and checked at
+    /// [`connect`](Self::connect).
+    ///
+    /// As in libpq, given roots make `sslmode=prefer` (the default) and `require` check
+    /// the chain too; `verify-full` is what also checks the host name. See the
+    /// [module docs](super#runtime-and-tls).
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificates = Some(RootCertificatesPem(pem.into().into()));
+        self
+    }
+
+    /// The settings a connection to `url` is made with, by the pool and by anything
+    /// else that needs a connection of its own: the URL's TLS parameters, these
+    /// options' roots, and connecting bounded by the operation timeout unless the URL
+    /// sets `connect_timeout`.
+    pub(crate) fn connection_settings(
+        &self,
+        url: &str,
+    ) -> Result<ConnectionSettings, PostgresSetupError> {
+        let roots = self.tls_root_certificates.as_ref().map(|pem| &*pem.0);
+        let mut settings = ConnectionSettings::from_url(url, roots)?;
+        settings.default_connect_timeout(self.operation_timeout);
+        Ok(settings)
+    }
+
     /// Builds a pool for the database at `url` (a `postgres://` URL or a libpq
-    /// key-value string, without TLS), then as [`with_pool`](Self::with_pool).
+    /// key-value string, with libpq's `sslmode` and `sslrootcert`: see the
+    /// [module docs](super#runtime-and-tls)), then as [`with_pool`](Self::with_pool).
     ///
     /// Connecting, waiting for a connection and checking one out of the pool are each
     /// bounded by the operation timeout.
     ///
     /// # Errors
     /// [`PostgresSetupError::InvalidUrl`] when the URL is invalid,
+    /// [`PostgresSetupError::InvalidSslMode`], [`PostgresSetupError::InvalidTlsSettings`],
+    /// [`PostgresSetupError::TlsRootCertificates`] or [`PostgresSetupError::Tls`] when
+    /// its TLS settings cannot be used,
     /// [`PostgresSetupError::Pool`] when no pool can be built from it,
     /// [`PostgresSetupError::Zero`] for a zero `max_connections` or `operation_timeout`,
     /// or as [`with_pool`](Self::with_pool).
@@ -98,19 +143,9 @@ impl PostgresOptions {
             });
         }
         self.check_operation_timeout()?;
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|source| {
-            PostgresSetupError::InvalidUrl {
-                source: source.into(),
-            }
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.operation_timeout);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("biot-notifications");
-        }
+        let settings = self.connection_settings(url)?;
         let limit = Some(self.operation_timeout);
-        let mut builder = Pool::builder(Manager::new(config, NoTls))
+        let mut builder = Pool::builder(settings.manager())
             .runtime(Runtime::Tokio1)
             .wait_timeout(limit)
             .create_timeout(limit)
@@ -191,6 +226,47 @@ pub enum PostgresSetupError {
     #[error("the database URL is not valid")]
     InvalidUrl {
         /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The URL's `sslmode` is not one of `disable`, `prefer`, `require`, `verify-ca`
+    /// and `verify-full` (libpq's `allow` is not supported: tokio-postgres cannot retry
+    /// with TLS after a plain attempt).
+    #[error(
+        "`{value}` is not a supported sslmode: use disable, prefer, require, verify-ca or \
+         verify-full"
+    )]
+    InvalidSslMode {
+        /// The value given, when it looks like a mode name; `(not shown)` otherwise.
+        value: String,
+    },
+
+    /// The TLS settings contradict each other: `sslrootcert=system` with a mode weaker
+    /// than `verify-full` (libpq refuses it too), root certificates both in the URL and
+    /// in the options, or an empty `sslrootcert`.
+    #[error("the TLS settings cannot be used: {reason}")]
+    InvalidTlsSettings {
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// The root certificates cannot be loaded: the `sslrootcert` file cannot be read,
+    /// the PEM text holds no usable certificate, or the system's store has none.
+    #[error("the TLS root certificates from {origin} cannot be used")]
+    TlsRootCertificates {
+        /// Where they were to come from: the file (its path), the options, or the
+        /// system's store.
+        origin: String,
+        /// Why not.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The TLS client configuration cannot be built (rustls refused it).
+    #[error("the TLS client cannot be set up")]
+    Tls {
+        /// rustls' error.
         #[source]
         source: BoxError,
     },

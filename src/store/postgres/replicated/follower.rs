@@ -5,15 +5,15 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 
-use deadpool_postgres::tokio_postgres::tls::NoTlsStream;
 use deadpool_postgres::tokio_postgres::{
-    self, AsyncMessage, Client, Connection, NoTls, Socket, Statement,
+    self, AsyncMessage, Client, Connection, Socket, Statement,
 };
 use tokio::sync::mpsc;
 
+use super::super::connection::{ConnectionSettings, TlsStream};
+use super::super::quote_identifier;
 use super::super::rows::store_error;
-use super::super::{quote_identifier, PostgresSetupError};
-use super::{listener_config, Replica, FIRST_RECONNECT_DELAY};
+use super::{Replica, FIRST_RECONNECT_DELAY};
 use crate::store::StoreError;
 use crate::wire_error::BoxError;
 
@@ -21,25 +21,23 @@ use crate::wire_error::BoxError;
 /// follower reads every change after its version whenever it is told of any.
 const NOTIFICATIONS_BUFFERED: usize = 1_024;
 
-/// How the listening connection is made.
-#[derive(Debug)]
+/// How the listening connection is made: with the pool's settings (URL, TLS, timeouts)
+/// and an `application_name` of its own unless the URL sets one, so that an operator
+/// can tell it from the pool's connections.
 pub(super) struct Listener {
-    config: tokio_postgres::Config,
+    settings: ConnectionSettings,
 }
 
 impl Listener {
-    pub(super) fn new(url: &str) -> Result<Self, PostgresSetupError> {
-        let mut config = listener_config(url)?;
-        if config.get_application_name().is_none() {
-            config.application_name("biot-notifications-listener");
-        }
-        Ok(Listener { config })
+    pub(super) fn new(mut settings: ConnectionSettings) -> Self {
+        settings.default_application_name("biot-notifications-listener");
+        Listener { settings }
     }
 
     async fn connect(
         &self,
-    ) -> Result<(Client, Connection<Socket, NoTlsStream>), tokio_postgres::Error> {
-        self.config.connect(NoTls).await
+    ) -> Result<(Client, Connection<Socket, TlsStream>), tokio_postgres::Error> {
+        self.settings.connect().await
     }
 }
 
@@ -160,7 +158,7 @@ impl Replica {
 }
 
 /// Drives the listening connection, passing on its notifications, until it ends.
-async fn drive(mut connection: Connection<Socket, NoTlsStream>, tell: mpsc::Sender<Heard>) {
+async fn drive(mut connection: Connection<Socket, TlsStream>, tell: mpsc::Sender<Heard>) {
     let closed = loop {
         match poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(notification))) => {

@@ -86,12 +86,10 @@
 //! and write the log (the trigger runs as the writer), and to `LISTEN`.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::tokio_postgres;
 use time::OffsetDateTime;
 use tokio::task::AbortHandle;
 use uuid::Uuid;
@@ -308,7 +306,7 @@ impl ReplicatedOptions {
                 option: "reload_timeout",
             });
         }
-        let listener = Listener::new(url)?;
+        let listener = Listener::new(self.postgres.connection_settings(url)?);
         let postgres = self.postgres.connect(url).await?;
         let index = InMemoryStore::new();
         let replica = Arc::new(Replica {
@@ -455,11 +453,4 @@ impl SubscriptionStore for ReplicatedStore {
     async fn count(&self) -> Result<u64, StoreError> {
         Ok(self.inner.index.count_now())
     }
-}
-
-/// The listening connection's settings: the store's URL, parsed once.
-fn listener_config(url: &str) -> Result<tokio_postgres::Config, PostgresSetupError> {
-    tokio_postgres::Config::from_str(url).map_err(|source| PostgresSetupError::InvalidUrl {
-        source: source.into(),
-    })
 }
