@@ -419,3 +419,77 @@ async fn scram_with_channel_binding_works_over_tls() {
     assert!(session_is_tls(&store).await);
     drop_schema(&store).await;
 }
+
+// ---------------------------------------------------------------------------------
+// The replicated store: its pool and its listening connection both over verified TLS.
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL with TLS: source .ci/postgres.sh"]
+async fn the_replicated_store_listens_and_writes_over_verified_tls() {
+    use biot_notifications::store::postgres::ReplicatedStore;
+
+    let server = Server::from_env();
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let name = format!("tls_{}", Uuid::new_v4().simple());
+    let url = server.key_value(
+        "localhost",
+        &format!("sslmode=verify-full application_name={name}"),
+    );
+    let instance = || async {
+        ReplicatedStore::options()
+            .postgres(
+                PostgresStore::options()
+                    .schema(&schema)
+                    .tls_root_certificates(server.ca_pem()),
+            )
+            .connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting failed: {}", chain(&e)))
+    };
+    let (a, b) = (instance().await, instance().await);
+    let key = SubscribeRequest::new("patient", "_create", "https://plugin.example.com/tls")
+        .key()
+        .expect("a valid subscription");
+    a.insert(Subscription::new(key)).await.expect("insert");
+    let created = EventType::new(EntityType::Patient, Action::Create).expect("an event type");
+    // B learns of A's write through its listening connection.
+    let start = std::time::Instant::now();
+    while b
+        .matching(created, None)
+        .await
+        .expect("matching")
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "B never saw A's subscription"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Every connection of both instances, the listeners included, is TLS.
+    let client = a.postgres().pool().get().await.expect("a connection");
+    let row = client
+        .query_one(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",
+            &[&name],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    let (connections, all_tls): (i64, bool) = (row.get(0), row.get(1));
+    assert!(
+        connections >= 4,
+        "two pools and two listeners: {connections}"
+    );
+    assert!(all_tls);
+    drop(client);
+    drop_schema(a.postgres()).await;
+
+    // And a wrong name is refused before anything is read.
+    let error = ReplicatedStore::options()
+        .postgres(options().tls_root_certificates(server.ca_pem()))
+        .connect(&server.key_value("wrong.example", "sslmode=verify-full"))
+        .await
+        .expect_err("a certificate for another name");
+    assert_certificate_problem(&error, "certificate not valid for name");
+}
