@@ -1,5 +1,7 @@
 //! [`PostgresStore`]: subscriptions in PostgreSQL, shared by every dispatcher instance
-//! that points at the same database (feature `postgres`).
+//! that points at the same database (feature `postgres`), and [`ReplicatedStore`], the
+//! same tables with every subscription also held in each instance's memory
+//! ([`replicated`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,6 +46,12 @@
 //!   size, and one on `(created_at DESC, id)` for search's default order.
 //!   `template_name_folded` is the template name lower-cased by Rust's Unicode rules,
 //!   so that case-insensitive search does not depend on the database's locale.
+//! - `subscription_changes_head(version)`, one row: the change counter, and
+//!   `subscription_changes(version, operation, the row's columns, changed_at)`: the last
+//!   10,000 changes. A trigger on `subscriptions` numbers and logs every change inside
+//!   the writing transaction and announces it with `NOTIFY` on a channel named after the
+//!   schema (see [`replicated`]); it costs a write an update of the counter's row, which
+//!   serialises writers from the statement to the commit.
 //! - `schema_migrations(version, applied_at)`: the migrations applied.
 //!
 //! [`PostgresOptions::connect`] and [`PostgresOptions::with_pool`] apply the missing
