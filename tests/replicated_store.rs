@@ -32,11 +32,40 @@ use uuid::Uuid;
 
 mod common;
 
+use common::Captured;
+
 /// Tests that use the server share it (read); the one that stops it has it alone (write).
 static SERVER: RwLock<()> = RwLock::const_new(());
 
 /// How long another instance may take to see a change before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The process's tracing output, captured once for every test in this file (the store's
+/// follower logs from the runtime's worker threads, so a thread-local subscriber would
+/// miss it); each test looks for its own schema in it.
+fn tracing_output() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
+/// The lines of the captured output that name `schema`.
+fn logged_about(schema: &str) -> Vec<String> {
+    tracing_output()
+        .text()
+        .lines()
+        .filter(|line| line.contains(schema))
+        .map(str::to_owned)
+        .collect()
+}
 
 fn fresh_schema() -> String {
     format!("r_{}", Uuid::new_v4().simple())
@@ -360,6 +389,7 @@ async fn many_writers_on_both_instances_leave_both_indexes_equal_to_the_database
 #[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
 async fn changes_made_while_an_instance_is_cut_off_all_reach_it_after_it_reconnects() {
     let _server = SERVER.read().await;
+    tracing_output();
     let (a, b, schema) = two_instances().await;
     let b_name = format!("{schema}_b");
     let gone = Subscription::new(key("https://gone.example.com/", Some("adult")));
@@ -420,6 +450,20 @@ async fn changes_made_while_an_instance_is_cut_off_all_reach_it_after_it_reconne
     );
     assert_eq!(b.status().staleness(), None);
     assert_eq!(b.status().version, a.status().version);
+    // The outage and the recovery were each reported.
+    let logged = logged_about(&schema);
+    assert!(
+        logged
+            .iter()
+            .any(|line| line.contains("WARN") && line.contains("lost its connection")),
+        "no WARN for the lost connection: {logged:#?}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|line| line.contains("INFO") && line.contains("follows the database again")),
+        "no INFO for the resynchronisation: {logged:#?}"
+    );
     drop_schema(&a).await;
 }
 

@@ -2,8 +2,7 @@
 //! (per delivery: endpoint, outcome, duration), and none of them carries a request
 //! body, an entity or a token.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use biot_notifications::notification::PreparedNotification;
@@ -13,30 +12,10 @@ use biot_notifications::{
     SearchRequest, SubscribeRequest, TokenProvider,
 };
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 
-/// Everything the subscriber writes, in one buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+mod common;
 
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use common::Captured;
 
 #[derive(Debug)]
 struct HalfBroken;
@@ -121,7 +100,7 @@ fn operations_are_traced_without_bodies_or_tokens() {
         });
     });
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     for expected in [
         "subscribe: ",
         "subscribed",
@@ -194,7 +173,7 @@ fn request_spans_carry_the_trace_id_the_caller_sees() {
     });
     assert_eq!(caller_trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(fresh_trace_id.len(), 32);
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     for trace_id in [caller_trace_id, fresh_trace_id] {
         assert!(
             log.contains(&format!("trace_id={trace_id}")),
@@ -218,8 +197,7 @@ fn warnings_while(build: impl FnOnce()) -> String {
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, build);
-    let logged = captured.0.lock().unwrap().clone();
-    String::from_utf8(logged).unwrap()
+    captured.text()
 }
 
 #[test]
