@@ -1,10 +1,11 @@
 //! A runnable BioT notification dispatcher: the subscription API over HTTP, real
-//! delivery over HTTP(S) through the delivery engine, subscriptions in memory.
+//! delivery over HTTP(S) through the delivery engine, subscriptions in memory or in
+//! PostgreSQL.
 //!
 //! ```sh
 //! cargo run --example server --features axum,http-notifier,metrics -- --api-token TOKEN [--listen ADDR] [--allow-private-endpoints] [--shutdown-deadline SECONDS]
 //! cargo run --example server --features axum,http-notifier,metrics -- --no-auth --allow-private-endpoints
-//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --api-token TOKEN --database-url postgres://...
+//! cargo run --example server --features axum,http-notifier,metrics,postgres -- --api-token TOKEN --database-url postgres://... [--plain-postgres]
 //! cargo run --example server --features axum,http-notifier,metrics,jwt -- --api-public-key biot.pub.pem --signing-key service.key.pem
 //! ```
 //!
@@ -27,7 +28,15 @@
 //! - `--allow-private-endpoints`: accept plugins on loopback and private hosts over plain
 //!   `http`, for plugins on your own machine. Never in production.
 //! - `--database-url URL` (or `DATABASE_URL`): keep subscriptions in PostgreSQL, shared
-//!   by every instance pointed at it (needs the `postgres` feature).
+//!   by every instance pointed at it (needs the `postgres` feature), in a
+//!   `ReplicatedStore`: each instance matches events from an index in its own memory,
+//!   kept current through `LISTEN`/`NOTIFY` on one extra connection, so an event costs
+//!   no query. While the database cannot be reached, matching serves the last known
+//!   subscriptions; the store logs a `WARN` when its index goes stale and an `INFO` when
+//!   it has caught up and follows the database again (see `GET /health` below).
+//! - `--plain-postgres` (with `--database-url`): a plain `PostgresStore` instead, which
+//!   asks the database for the matching subscriptions on every event (no index in
+//!   memory, no listening connection; an event fails while the database is down).
 //!
 //! The endpoint policy (strict, or loosened by `--allow-private-endpoints`) is given
 //! once, to the HTTP notifier; the dispatcher validates subscriptions against the same
@@ -49,7 +58,23 @@
 //!   engine is overloaded (or shutting down) it answers `503` with BioT's error body
 //!   (code `SERVICE_UNAVAILABLE`) and `Retry-After: 1`. With `?wait=true` it dispatches
 //!   in the request instead and answers `202` with the full dispatch report.
-//! - `GET /metrics`: the engine's metrics in Prometheus' text format.
+//! - `GET /metrics`: the engine's metrics in Prometheus' text format. With the
+//!   replicated store, the example adds its replication status, read at each scrape:
+//!   `biot_notifications_replication_following` (1 or 0),
+//!   `biot_notifications_replication_stale_seconds` (0 while following),
+//!   `biot_notifications_replication_version` (the database's change counter as of the
+//!   index), and the counters `biot_notifications_replication_reconnects_total` and
+//!   `biot_notifications_replication_full_reloads_total`.
+//! - `GET /health`: which store the server runs on, public like `/metrics`. With the
+//!   replicated store: `200 {"store":"replicated","following":true,"version":N,
+//!   "reconnects":N,"fullReloads":N}` while its index follows the database, and `503`
+//!   with `"following":false` and `"staleSeconds"` (how long it has been stale) while it
+//!   does not. With the others, always `200 {"store":"memory"}` or
+//!   `{"store":"postgres"}` (the plain store keeps no state to report: this route does
+//!   not query the database). A stale instance still dispatches from what it last knew,
+//!   and every instance goes stale at once when the database is down: alert on the 503,
+//!   but think twice before taking instances out of rotation on it. BioT's own
+//!   `GET /dispatcher/system/healthCheck` stays as the contract has it: always 200.
 //!
 //! Ctrl-C stops the server, then shuts the engine down within the deadline and logs
 //! what was delivered, failed, shed and abandoned.
@@ -71,6 +96,10 @@ use biot_notifications::api::{
 use biot_notifications::delivery::DeliveryEngine;
 use biot_notifications::notification::{Event, TraceParent, TRACEPARENT};
 use biot_notifications::notifier::http_notifier::HttpNotifier;
+#[cfg(feature = "postgres")]
+use biot_notifications::store::postgres::{
+    replicated::ReplicationStatus, PostgresStore, ReplicatedStore,
+};
 use biot_notifications::{
     BiotError, Dispatcher, EndpointPolicy, EventType, InMemoryStore, SubscriptionStore,
 };
@@ -97,6 +126,8 @@ struct Options {
     listen: SocketAddr,
     allow_private_endpoints: bool,
     database_url: Option<String>,
+    /// `--plain-postgres`: a `PostgresStore` rather than a `ReplicatedStore`.
+    plain_postgres: bool,
     shutdown_deadline: Duration,
     signing_key: Option<String>,
 }
@@ -118,6 +149,7 @@ fn parse_args() -> Result<Options, String> {
         database_url: std::env::var("DATABASE_URL")
             .ok()
             .filter(|url| !url.is_empty()),
+        plain_postgres: false,
         shutdown_deadline: Duration::from_secs(10),
         signing_key: None,
     };
@@ -143,6 +175,7 @@ fn parse_args() -> Result<Options, String> {
             "--database-url" => {
                 options.database_url = Some(args.next().ok_or("--database-url needs a URL")?);
             }
+            "--plain-postgres" => options.plain_postgres = true,
             "--shutdown-deadline" => {
                 let value = args
                     .next()
@@ -154,7 +187,7 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--shutdown-deadline {value}: {e}"))?;
             }
             "--help" | "-h" => return Err(
-                "usage: server (--api-token TOKEN | --api-public-key PATH | --no-auth) [--listen ADDR] [--allow-private-endpoints] [--database-url URL] [--shutdown-deadline SECONDS] [--signing-key PATH]"
+                "usage: server (--api-token TOKEN | --api-public-key PATH | --no-auth) [--listen ADDR] [--allow-private-endpoints] [--database-url URL [--plain-postgres]] [--shutdown-deadline SECONDS] [--signing-key PATH]"
                     .to_owned(),
             ),
             other => return Err(format!("unknown argument `{other}`; see --help")),
@@ -172,6 +205,13 @@ fn parse_args() -> Result<Options, String> {
             )
         }
     };
+    if options.plain_postgres && options.database_url.is_none() {
+        return Err(
+            "--plain-postgres chooses how subscriptions are kept in PostgreSQL: give \
+             --database-url URL (or DATABASE_URL) too"
+                .to_owned(),
+        );
+    }
     Ok(options)
 }
 
@@ -257,6 +297,22 @@ struct AppState {
     dispatcher: Dispatcher,
     engine: DeliveryEngine,
     prometheus: PrometheusHandle,
+    /// The store the dispatcher runs on, for `GET /health` and `/metrics`.
+    store: StoreInUse,
+}
+
+/// Which store the server runs on: what `GET /health` and `/metrics` report.
+#[derive(Clone)]
+enum StoreInUse {
+    /// `InMemoryStore`: no `--database-url`.
+    Memory,
+    /// `PostgresStore`: `--database-url` with `--plain-postgres`.
+    #[cfg(feature = "postgres")]
+    Postgres,
+    /// `ReplicatedStore`: `--database-url`; a clone of the store the dispatcher uses, for
+    /// its replication status.
+    #[cfg(feature = "postgres")]
+    Replicated(ReplicatedStore),
 }
 
 /// BioT's error body for `error`, with the trace id the caller can quote.
@@ -338,6 +394,10 @@ async fn trigger_event(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    #[cfg(feature = "postgres")]
+    if let StoreInUse::Replicated(store) = &state.store {
+        record_replication(&store.status());
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -348,7 +408,59 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The example's whole app: BioT's API plus the stand-in event route and the metrics.
+/// The replication status as of this scrape, through the `metrics` facade into the
+/// Prometheus recorder: the example's metrics, not the crate's.
+#[cfg(feature = "postgres")]
+fn record_replication(status: &ReplicationStatus) {
+    ::metrics::gauge!("biot_notifications_replication_following").set(if status.is_following() {
+        1.0
+    } else {
+        0.0
+    });
+    ::metrics::gauge!("biot_notifications_replication_stale_seconds").set(
+        status
+            .staleness()
+            .map_or(0.0, |stale_for| stale_for.as_secs_f64()),
+    );
+    // A gauge, not a counter: a position in the database's change log, which a database
+    // restored from a backup can set back.
+    ::metrics::gauge!("biot_notifications_replication_version").set(status.version as f64);
+    ::metrics::counter!("biot_notifications_replication_reconnects_total")
+        .absolute(status.reconnects);
+    ::metrics::counter!("biot_notifications_replication_full_reloads_total")
+        .absolute(status.full_reloads);
+}
+
+/// `GET /health`: which store the server runs on and, for the replicated store, whether
+/// its index follows the database (`200`) or is stale (`503`).
+async fn health(State(state): State<AppState>) -> Response {
+    match &state.store {
+        StoreInUse::Memory => Json(serde_json::json!({"store": "memory"})).into_response(),
+        #[cfg(feature = "postgres")]
+        StoreInUse::Postgres => Json(serde_json::json!({"store": "postgres"})).into_response(),
+        #[cfg(feature = "postgres")]
+        StoreInUse::Replicated(store) => {
+            let status = store.status();
+            let mut body = serde_json::json!({
+                "store": "replicated",
+                "following": status.is_following(),
+                "version": status.version,
+                "reconnects": status.reconnects,
+                "fullReloads": status.full_reloads,
+            });
+            if status.is_following() {
+                return Json(body).into_response();
+            }
+            body["staleSeconds"] = serde_json::json!(status
+                .staleness()
+                .map_or(0.0, |stale_for| stale_for.as_secs_f64()));
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+/// The example's whole app: BioT's API plus the stand-in event route, the metrics and
+/// the store's health.
 fn app(state: AppState) -> Result<Router, api::ApiBuildError> {
     let api = Api::builder(state.dispatcher.clone());
     let api = match &state.authorizer {
@@ -359,30 +471,57 @@ fn app(state: AppState) -> Result<Router, api::ApiBuildError> {
     Ok(Router::new()
         .route("/dispatcher/v1/events", post(trigger_event))
         .route("/metrics", get(metrics))
+        .route("/health", get(health))
         .with_state(state)
         .merge(api::router(api)))
 }
 
-/// PostgreSQL when a database URL is given, memory otherwise.
+/// PostgreSQL when a database URL is given (replicated unless `plain_postgres`), memory
+/// otherwise.
 async fn store(
     database_url: Option<&str>,
-) -> Result<Arc<dyn SubscriptionStore>, Box<dyn std::error::Error>> {
+    plain_postgres: bool,
+) -> Result<(Arc<dyn SubscriptionStore>, StoreInUse), Box<dyn std::error::Error>> {
     match database_url {
         None => {
             println!("subscriptions are kept in memory");
-            Ok(Arc::new(InMemoryStore::new()))
+            Ok((Arc::new(InMemoryStore::new()), StoreInUse::Memory))
+        }
+        #[cfg(feature = "postgres")]
+        Some(url) if plain_postgres => {
+            let store = PostgresStore::connect(url).await?;
+            println!(
+                "subscriptions are kept in PostgreSQL (schema {}), queried on every event \
+                 (--plain-postgres)",
+                store.schema()
+            );
+            Ok((Arc::new(store), StoreInUse::Postgres))
         }
         #[cfg(feature = "postgres")]
         Some(url) => {
-            let store = biot_notifications::store::PostgresStore::connect(url).await?;
+            let store = ReplicatedStore::connect(url).await?;
+            let status = store.status();
             println!(
-                "subscriptions are kept in PostgreSQL (schema {})",
-                store.schema()
+                "subscriptions are kept in PostgreSQL (schema {}) and matched from memory \
+                 (replicated store: {} at version {}, {})",
+                store.postgres().schema(),
+                if status.is_following() {
+                    "following the database"
+                } else {
+                    "NOT following the database"
+                },
+                status.version,
+                match store.count().await {
+                    Ok(1) => "1 subscription".to_owned(),
+                    Ok(count) => format!("{count} subscriptions"),
+                    Err(error) => format!("subscriptions not counted: {error}"),
+                }
             );
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), StoreInUse::Replicated(store)))
         }
         #[cfg(not(feature = "postgres"))]
         Some(_) => {
+            let _ = plain_postgres; // Without the feature there is no store to choose.
             Err("--database-url needs the `postgres` feature: add `--features postgres`".into())
         }
     }
@@ -421,7 +560,9 @@ fn token_authorizer(_: &str) -> Result<Arc<dyn Authorizer>, Box<dyn std::error::
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The crate's spans and events: each API call, subscribe, unsubscribe, search and
-    // dispatch, and one line per delivery (endpoint, outcome, duration).
+    // dispatch, one line per delivery (endpoint, outcome, duration), and the replicated
+    // store's WARN when its index goes stale and INFO when it follows again (with its
+    // reconnect attempts at DEBUG). Everything else at INFO and above.
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
         .with(
@@ -464,8 +605,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The policy is given once, to the notifier, which vets every delivery with it; the
     // dispatcher validates subscriptions against the notifier's policy.
     let notifier = HttpNotifier::builder().endpoint_policy(policy).build()?;
-    let mut dispatcher =
-        Dispatcher::builder(store(options.database_url.as_deref()).await?, notifier);
+    let (store, store_in_use) =
+        store(options.database_url.as_deref(), options.plain_postgres).await?;
+    let mut dispatcher = Dispatcher::builder(store, notifier);
     if let Some(pem) = &options.signing_key {
         dispatcher = dispatcher.token_provider(signing_provider(pem)?);
         println!("notifications carry a jwt signed with --signing-key");
@@ -476,7 +618,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     println!(
-        "dispatcher listening on http://{}/dispatcher (metrics at /metrics)",
+        "dispatcher listening on http://{}/dispatcher (metrics at /metrics, store health at /health)",
         listener.local_addr()?
     );
     if authorizer.is_none() {
@@ -491,6 +633,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         dispatcher,
         engine: engine.clone(),
         prometheus,
+        store: store_in_use,
     };
     axum::serve(listener, app(state)?)
         .with_graceful_shutdown(async {
