@@ -11,6 +11,24 @@ use serde_json::{Map, Value};
 /// A boxed error from a backend (a store, a notifier, a token provider, an authorizer).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error and its sources, `: `-separated, for logs: a driver's top-level message
+/// ("db error") rarely says why, its sources do.
+#[cfg(feature = "postgres")]
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+#[cfg(feature = "postgres")]
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(next) = source {
+            write!(f, ": {next}")?;
+            source = next.source();
+        }
+        Ok(())
+    }
+}
+
 /// Values echoed back in errors are cut to this many characters, so a hostile request
 /// cannot make the error larger than the request.
 const ECHO_LIMIT: usize = 256;

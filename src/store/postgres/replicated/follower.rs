@@ -15,7 +15,7 @@ use super::super::quote_identifier;
 use super::super::rows::store_error;
 use super::{Replica, FIRST_RECONNECT_DELAY};
 use crate::store::StoreError;
-use crate::wire_error::BoxError;
+use crate::wire_error::{BoxError, ErrorChain};
 
 /// Notifications waiting for the follower; more are dropped, which loses nothing: the
 /// follower reads every change after its version whenever it is told of any.
@@ -111,7 +111,7 @@ impl Replica {
                     Err(error) => {
                         tracing::debug!(
                             schema,
-                            error = %error,
+                            error = %ErrorChain(&error),
                             retry_in_ms = delay.as_millis() as u64,
                             "the replicated store could not reconnect yet"
                         );

@@ -100,6 +100,7 @@ use crate::catalog::EventType;
 use crate::search::{Page, SearchRequest};
 use crate::store::{InMemoryStore, StoreError, SubscriptionStore};
 use crate::subscription::{Subscription, SubscriptionKey};
+use crate::wire_error::ErrorChain;
 
 mod changes;
 mod follower;
@@ -370,7 +371,7 @@ impl Replica {
             tracing::warn!(
                 schema = self.postgres.schema(),
                 version,
-                error = %error,
+                error = %ErrorChain(&error),
                 "the replicated store committed a write but could not read the changes \
                  before it; its index shows the write once it catches up"
             );

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::wire_error::BoxError;
+use crate::wire_error::{BoxError, ErrorChain};
 
 /// Whether a [`ReplicatedStore`](super::ReplicatedStore)'s index follows the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,14 +125,14 @@ impl StatusCell {
             tracing::warn!(
                 schema,
                 version = self.version(),
-                error = %why,
+                error = %ErrorChain(why.as_ref()),
                 "the replicated store lost its connection to the database; matching serves the \
                  last known subscriptions until it reconnects and resynchronises"
             );
         }
     }
 
-    /// One more attempt to make the listening connection again.
+    /// The listening connection was made again after a loss.
     pub(super) fn count_reconnect(&self) {
         self.lock().reconnects += 1;
     }
