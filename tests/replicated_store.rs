@@ -112,6 +112,17 @@ async fn drop_schema(store: &ReplicatedStore) {
         .expect("drop the test schema");
 }
 
+/// Runs `sql` on the database as an operator would, `{schema}` standing for the quoted
+/// schema.
+async fn operator_sql(store: &ReplicatedStore, sql: &str) {
+    let client = store.postgres().pool().get().await.expect("a connection");
+    let schema = format!("\"{}\"", store.postgres().schema());
+    client
+        .batch_execute(&sql.replace("{schema}", &schema))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
 fn key(endpoint: &str, template: Option<&str>) -> SubscriptionKey {
     let mut request = SubscribeRequest::new("patient", "_create", endpoint);
     request.template_name = template.map(str::to_owned);
@@ -246,38 +257,269 @@ async fn the_index_loads_what_the_database_held_before_the_instance_started() {
     drop_schema(&replica).await;
 }
 
+#[tokio::test]
+async fn zero_durations_are_refused_before_anything_connects() {
+    // An unreachable address: the checks must answer before any connection is tried.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    for (options, option) in [
+        (
+            ReplicatedStore::options().heartbeat(Duration::ZERO),
+            "heartbeat",
+        ),
+        (
+            ReplicatedStore::options().max_reconnect_delay(Duration::ZERO),
+            "max_reconnect_delay",
+        ),
+        (
+            ReplicatedStore::options().reload_timeout(Duration::ZERO),
+            "reload_timeout",
+        ),
+    ] {
+        let err = options.connect(url).await.unwrap_err();
+        assert!(
+            matches!(err, PostgresSetupError::Zero { option: refused } if refused == option),
+            "{option}: {err}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
-async fn zero_heartbeat_and_reconnect_delay_are_refused() {
-    let url = "postgres://nobody@127.0.0.1:1/none";
-    let err = ReplicatedStore::options()
-        .heartbeat(Duration::ZERO)
-        .connect(url)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PostgresSetupError::Zero {
-                option: "heartbeat"
+async fn an_instance_reads_its_own_writes_at_once_while_another_writes() {
+    let _server = SERVER.read().await;
+    let (a, b, _) = two_instances().await;
+    // B writes without pause, so that A's writes often land after changes A has not
+    // applied yet: A must read those from the log before it returns.
+    let b_writes = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for i in 0.. {
+                let subscription =
+                    Subscription::new(key(&format!("https://b-{i}.example.com/"), None));
+                b.insert(subscription.clone()).await.unwrap();
+                b.remove(subscription.key()).await.unwrap();
             }
-        ),
-        "{err}"
+        })
+    };
+    for i in 0..100 {
+        let endpoint = format!("https://own-{i}.example.com/");
+        let subscription = Subscription::new(key(&endpoint, None));
+        a.insert(subscription.clone()).await.unwrap();
+        assert!(
+            a.get(subscription.id()).await.unwrap().is_some(),
+            "insert {i}"
+        );
+        a.remove(subscription.key()).await.unwrap();
+        assert_eq!(a.get(subscription.id()).await.unwrap(), None, "remove {i}");
+    }
+    b_writes.abort();
+    // All of it from the log, in order: no instance needed a whole reload.
+    assert_eq!(a.status().full_reloads, 1);
+    assert_eq!(b.status().full_reloads, 1);
+    drop_schema(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn the_index_keeps_the_creation_time_the_database_gives_back() {
+    let _server = SERVER.read().await;
+    let (a, b, _) = two_instances().await;
+    // Finer than microseconds, before 2000 and not in UTC: PostgreSQL keeps whole
+    // microseconds from 2000-01-01, in UTC.
+    let created_at = time::macros::datetime!(1999-12-31 23:59:59.999_999_999 +02:00);
+    let subscription = Subscription::from_parts(
+        Uuid::new_v4(),
+        key("https://old.example.com/", None),
+        created_at,
     );
-    let err = ReplicatedStore::options()
-        .max_reconnect_delay(Duration::ZERO)
-        .connect(url)
-        .await
-        .unwrap_err();
+    a.insert(subscription.clone()).await.unwrap();
+    let stored = a.postgres().get(subscription.id()).await.unwrap().unwrap();
+    let own = a.get(subscription.id()).await.unwrap().unwrap();
+    assert_eq!(own, stored);
+    assert_eq!(
+        serde_json::to_string(&own).unwrap(),
+        serde_json::to_string(&stored).unwrap()
+    );
+    eventually("B has it", || async {
+        b.get(subscription.id()).await.unwrap().as_ref() == Some(&stored)
+    })
+    .await;
+    drop_schema(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn dropping_a_store_closes_its_connections() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema();
+    let name = format!("{schema}_gone");
+    let observer = instance(&schema, &format!("{schema}_observer")).await;
+    let store = instance(&schema, &name).await;
+    let connections_of = |name: String| {
+        let observer = observer.clone();
+        async move {
+            let client = observer.postgres().pool().get().await.unwrap();
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&name],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
     assert!(
-        matches!(
-            err,
-            PostgresSetupError::Zero {
-                option: "max_reconnect_delay"
-            }
-        ),
-        "{err}"
+        connections_of(name.clone()).await >= 2,
+        "a pool and a listener"
     );
+    drop(store);
+    eventually("the dropped store's listener and pool close", || {
+        let count = connections_of(name.clone());
+        async move { count.await == 0 }
+    })
+    .await;
+    drop_schema(&observer).await;
+}
+
+// ---------------------------------------------------------------------------------
+// What others write to the table: an operator's SQL.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn an_operators_update_truncate_and_unservable_rows_are_followed() {
+    let _server = SERVER.read().await;
+    tracing_output();
+    let (a, b, schema) = two_instances().await;
+    let kept = Subscription::new(key("https://kept.example.com/", Some("adult")));
+    a.insert(kept.clone()).await.unwrap();
+    eventually("B has the first subscription", || async {
+        matched(&b).await == ["https://kept.example.com/"]
+    })
+    .await;
+
+    // An UPDATE that changes the identity: a removal and an insertion, in order.
+    operator_sql(
+        &a,
+        "UPDATE {schema}.subscriptions SET endpoint = 'https://moved.example.com/'",
+    )
+    .await;
+    for (name, store) in [("A", &a), ("B", &b)] {
+        eventually(&format!("{name} follows the UPDATE"), || async {
+            matched(store).await == ["https://moved.example.com/"]
+        })
+        .await;
+    }
+
+    // Rows this crate cannot serve: a name it does not know (a newer version's), and a
+    // second row with the same identity once parsed (`create` is `_create`). They are
+    // left out with a warning; replication goes on.
+    operator_sql(
+        &a,
+        "INSERT INTO {schema}.subscriptions \
+         (id, entity_type_name, action_name, endpoint, template_name, template_name_folded, \
+          created_at) VALUES \
+         (gen_random_uuid(), 'patient', '_teleport', 'https://future.example.com/', NULL, NULL, \
+          now()), \
+         (gen_random_uuid(), 'patient', 'create', 'https://moved.example.com/', 'adult', \
+          'adult', now())",
+    )
+    .await;
+    let after = Subscription::new(key("https://after.example.com/", None));
+    a.insert(after.clone()).await.unwrap();
+    for (name, store) in [("A", &a), ("B", &b)] {
+        eventually(
+            &format!("{name} goes on past the unservable rows"),
+            || async { store.get(after.id()).await.unwrap().is_some() },
+        )
+        .await;
+        assert_eq!(
+            matched(store).await,
+            ["https://after.example.com/", "https://moved.example.com/"]
+        );
+        assert!(store.status().is_following());
+        assert_eq!(store.status().full_reloads, 1, "{name} needed no reload");
+    }
+    assert_eq!(a.postgres().count().await.unwrap(), 4);
+    assert_eq!(b.count().await.unwrap(), 2);
+    // A new instance starts on the same rows.
+    let c = instance(&schema, &format!("{schema}_c")).await;
+    assert_eq!(c.count().await.unwrap(), 2);
+    assert!(logged_about(&schema)
+        .iter()
+        .any(|line| line.contains("WARN") && line.contains("cannot be served")));
+
+    // TRUNCATE empties every index.
+    operator_sql(&a, "TRUNCATE {schema}.subscriptions").await;
+    for (name, store) in [("A", &a), ("B", &b), ("C", &c)] {
+        eventually(&format!("{name} follows the TRUNCATE"), || async {
+            store.count().await.unwrap() == 0 && store.status().is_following()
+        })
+        .await;
+    }
+    drop_schema(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn a_lost_notification_is_made_up_for_at_the_next_heartbeat() {
+    let _server = SERVER.read().await;
+    let (a, b, _) = two_instances().await;
+    // No NOTIFY for this write: B learns of it only by reading the counter.
+    operator_sql(
+        &a,
+        "ALTER TABLE {schema}.subscriptions DISABLE TRIGGER subscription_changes_announce",
+    )
+    .await;
+    let quiet = Subscription::new(key("https://quiet.example.com/", Some("adult")));
+    a.insert(quiet.clone()).await.unwrap();
+    operator_sql(
+        &a,
+        "ALTER TABLE {schema}.subscriptions ENABLE TRIGGER subscription_changes_announce",
+    )
+    .await;
+    eventually("B finds the change at a heartbeat", || async {
+        matched(&b).await == ["https://quiet.example.com/"]
+    })
+    .await;
+    assert_eq!(b.status().full_reloads, 1);
+    drop_schema(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn a_database_with_another_history_is_reloaded() {
+    let _server = SERVER.read().await;
+    let (a, b, _) = two_instances().await;
+    let lost = Subscription::new(key("https://lost.example.com/", Some("adult")));
+    a.insert(lost.clone()).await.unwrap();
+    eventually("B has the write the database will lose", || async {
+        matched(&b).await == ["https://lost.example.com/"]
+    })
+    .await;
+    // As a failover to a standby that never got the last change: the row, its logged
+    // change and its number gone (triggers off, as replication applies them).
+    operator_sql(
+        &a,
+        "SET session_replication_role = replica; \
+         DELETE FROM {schema}.subscriptions; \
+         DELETE FROM {schema}.subscription_changes \
+             WHERE version = (SELECT version FROM {schema}.subscription_changes_head); \
+         UPDATE {schema}.subscription_changes_head SET version = version - 1; \
+         SET session_replication_role = origin;",
+    )
+    .await;
+    // The next write takes the lost change's number.
+    let new = Subscription::new(key("https://new.example.com/", Some("adult")));
+    a.insert(new.clone()).await.unwrap();
+    for (name, store) in [("A", &a), ("B", &b)] {
+        eventually(&format!("{name} reloads the other history"), || async {
+            matched(store).await == ["https://new.example.com/"]
+        })
+        .await;
+        assert_eq!(store.status().full_reloads, 2, "{name}");
+    }
+    drop_schema(&a).await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -346,6 +588,9 @@ async fn racing_subscribes_on_two_instances_have_exactly_one_winner() {
         b.count().await.unwrap() == 20
     })
     .await;
+    // Every change applied from the log, in order: no reload healed anything.
+    assert_eq!(a.status().full_reloads, 1);
+    assert_eq!(b.status().full_reloads, 1);
     drop_schema(&a).await;
 }
 
@@ -378,6 +623,7 @@ async fn many_writers_on_both_instances_leave_both_indexes_equal_to_the_database
             store.search(&everything).await.unwrap() == in_database
         })
         .await;
+        assert_eq!(store.status().full_reloads, 1, "{name} needed no reload");
     }
     drop_schema(&a).await;
 }
@@ -464,6 +710,46 @@ async fn changes_made_while_an_instance_is_cut_off_all_reach_it_after_it_reconne
             .any(|line| line.contains("INFO") && line.contains("follows the database again")),
         "no INFO for the resynchronisation: {logged:#?}"
     );
+    drop_schema(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh` sets DATABASE_URL"]
+async fn an_instance_further_behind_than_the_change_log_reloads_when_it_reconnects() {
+    let _server = SERVER.read().await;
+    let (a, b, schema) = two_instances().await;
+    let b_name = format!("{schema}_b");
+    let keep_cut = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            loop {
+                kill_connections_of(a.postgres(), &b_name).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    eventually("B notices it lost its connection", || async {
+        !b.status().is_following()
+    })
+    .await;
+    // More changes than the log keeps, in one statement.
+    operator_sql(
+        &a,
+        "INSERT INTO {schema}.subscriptions \
+         (id, entity_type_name, action_name, endpoint, created_at) \
+         SELECT gen_random_uuid(), 'patient', '_create', \
+                'https://bulk-' || i || '.example.com/', now() \
+         FROM generate_series(1, 10050) AS i",
+    )
+    .await;
+    keep_cut.abort();
+    let _ = keep_cut.await;
+    eventually("B reloads everything once it is back", || async {
+        b.status().is_following() && b.count().await.unwrap() == 10_050
+    })
+    .await;
+    assert_eq!(b.status().full_reloads, 2);
+    assert_eq!(b.status().version, a.postgres().count().await.unwrap());
     drop_schema(&a).await;
 }
 

@@ -11,6 +11,7 @@ use super::super::rows::{store_error, subscription_at, TimedOut};
 use super::Replica;
 use crate::store::StoreError;
 use crate::subscription::Subscription;
+use crate::wire_error::ErrorChain;
 
 /// How many changes one query reads from the log.
 const CHANGES_PER_QUERY: i64 = 1_000;
@@ -20,28 +21,31 @@ const CHANGES_PER_QUERY: i64 = 1_000;
 pub(super) struct ChangeStatements {
     /// The head version (the database's change counter), in the writer's transaction.
     pub(super) head: String,
-    /// The head version, and the changes after `$1` in order, at most `$2`: one row with
-    /// NULL change columns when there are none.
-    changes_after: String,
+    /// The head version, and the changes from `$1` on in order, at most `$2`: one row
+    /// with NULL change columns when there are none. The change at `$1` itself is the
+    /// one the index applied last, read again to check it is the same change.
+    changes_from: String,
+    /// The head version and the change that made it, in a reload's snapshot.
+    head_change: String,
     /// Every subscription, for a whole reload.
     all: String,
 }
 
 impl ChangeStatements {
-    pub(super) fn changes_after(&self) -> &str {
-        &self.changes_after
-    }
-
     pub(super) fn new(schema: &str) -> Self {
         let schema = quote_identifier(schema);
         ChangeStatements {
             head: format!("SELECT version FROM {schema}.subscription_changes_head"),
-            changes_after: format!(
+            changes_from: format!(
                 "SELECT h.version, c.version, c.operation, c.id, c.entity_type_name, \
                  c.action_name, c.endpoint, c.template_name, c.created_at \
                  FROM {schema}.subscription_changes_head h LEFT JOIN LATERAL \
-                 (SELECT * FROM {schema}.subscription_changes WHERE version > $1 \
+                 (SELECT * FROM {schema}.subscription_changes WHERE version >= $1 \
                   ORDER BY version LIMIT $2) c ON true ORDER BY c.version"
+            ),
+            head_change: format!(
+                "SELECT h.version, c.operation, c.id FROM {schema}.subscription_changes_head h \
+                 LEFT JOIN {schema}.subscription_changes c ON c.version = h.version"
             ),
             all: format!(
                 "SELECT id, entity_type_name, action_name, endpoint, template_name, created_at \
@@ -49,17 +53,62 @@ impl ChangeStatements {
             ),
         }
     }
+
+    /// The statement the listening connection prepares once.
+    pub(super) fn changes_from(&self) -> &str {
+        &self.changes_from
+    }
 }
+
+/// What the index applied last; kept under the index's lock, which serialises every
+/// change to the index so that changes apply in version order.
+#[derive(Debug, Default)]
+pub(super) struct Applied {
+    last: Option<Mark>,
+}
+
+/// Which change a version was: the same version with another change means the database
+/// has another history than the one the index followed (a failover to a standby that
+/// lacked the last changes, a restored backup), and the index must be reloaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Mark {
+    version: u64,
+    operation: i8,
+    id: Option<Uuid>,
+}
+
+/// The operations in the log's `operation` column.
+const INSERTED: i8 = b'I' as i8;
+const REMOVED: i8 = b'D' as i8;
 
 /// A change to apply to the index.
 #[derive(Debug)]
 pub(super) enum Change {
     /// The subscription was added.
     Insert(Subscription),
-    /// The subscription (as stored) was removed.
-    Remove(Subscription),
+    /// A row was added that is not a valid subscription (written by something else than
+    /// this crate, or by a newer version that knows names this one does not): not served.
+    InsertInvalid { id: Option<Uuid>, error: StoreError },
+    /// The subscription with this id was removed.
+    Remove(Uuid),
     /// The table was emptied, or the change could not be read: reload everything.
     Reload,
+}
+
+impl Change {
+    fn mark(&self, version: u64) -> Mark {
+        let (operation, id) = match self {
+            Change::Insert(subscription) => (INSERTED, Some(subscription.id())),
+            Change::InsertInvalid { id, .. } => (INSERTED, *id),
+            Change::Remove(id) => (REMOVED, Some(*id)),
+            Change::Reload => (b'R' as i8, None),
+        };
+        Mark {
+            version,
+            operation,
+            id,
+        }
+    }
 }
 
 /// Why the index cannot take a change in order: reload it whole.
@@ -78,95 +127,136 @@ pub(super) enum CaughtUp {
 impl Replica {
     /// Applies the change of `version`, the one after the index's; [`Diverged`] when the
     /// index does not hold what the change expects (it must be reloaded).
-    pub(super) fn apply(&self, version: u64, change: Change) -> Result<(), Diverged> {
+    ///
+    /// A row that cannot be served (not a valid subscription, or another row's identity
+    /// once parsed) is left out with a warning, and its removal later is a no-op: the
+    /// index then holds what it can of the table, and replication goes on.
+    pub(super) fn apply(
+        &self,
+        applied: &mut Applied,
+        version: u64,
+        change: Change,
+    ) -> Result<(), Diverged> {
         debug_assert_eq!(version, self.status.version() + 1);
+        let mark = change.mark(version);
         match change {
             Change::Insert(subscription) => {
-                self.index.insert_now(subscription).map_err(|_| Diverged)?;
-            }
-            Change::Remove(subscription) => {
-                let removed = self
-                    .index
-                    .remove_now(subscription.key())
-                    .map_err(|_| Diverged)?;
-                if removed.id() != subscription.id() {
-                    // Another subscription had that identity here: put it back, reload.
-                    let _ = self.index.insert_now(removed);
+                let id = subscription.id();
+                if self.index.get_now(id).is_some() {
                     return Err(Diverged);
+                }
+                if let Err(error) = self.index.insert_now(subscription) {
+                    self.not_served(Some(id), &error);
+                }
+            }
+            Change::InsertInvalid { id, error } => self.not_served(id, &error),
+            Change::Remove(id) => {
+                if let Some(held) = self.index.get_now(id) {
+                    self.index.remove_now(held.key()).map_err(|_| Diverged)?;
                 }
             }
             Change::Reload => return Err(Diverged),
         }
+        applied.last = Some(mark);
         self.status.set_version(version);
         Ok(())
     }
 
+    fn not_served(&self, id: Option<Uuid>, error: &StoreError) {
+        tracing::warn!(
+            schema = self.postgres.schema(),
+            id = id.map(tracing::field::display),
+            error = %ErrorChain(error),
+            "a stored subscription cannot be served and is left out of the replicated index"
+        );
+    }
+
     /// Brings the index up to the database on `client`: the change log within the
     /// operation timeout, or, when the log cannot say what changed, a whole reload within
-    /// the reload timeout. Call with the index's lock held.
+    /// the reload timeout. Call with the index's lock held (`applied`).
     pub(super) async fn bring_up_to_date(
         &self,
+        applied: &mut Applied,
         client: &mut Client,
-        changes_after: &Statement,
+        changes_from: &Statement,
     ) -> Result<(), StoreError> {
-        let caught_up = self
-            .postgres
-            .within(self.catch_up(client, changes_after))
-            .await?;
+        let caught_up = self.catch_up_within(applied, client, changes_from).await?;
         if caught_up == CaughtUp::NeedsReload {
-            self.reload(client).await?;
+            self.reload(applied, client).await?;
         }
         Ok(())
     }
 
-    /// Reads the change log after the index's version on `client` and applies it in
-    /// order, until the head; says when the log has a gap it cannot fill (changes pruned,
-    /// a `TRUNCATE`, a database restored to an older state).
+    /// [`catch_up`](Self::catch_up), bounded by the operation timeout.
+    pub(super) async fn catch_up_within(
+        &self,
+        applied: &mut Applied,
+        client: &Client,
+        changes_from: &Statement,
+    ) -> Result<CaughtUp, StoreError> {
+        self.postgres
+            .within(self.catch_up(applied, client, changes_from))
+            .await
+    }
+
+    /// Reads the change log from the index's version on `client` and applies it in
+    /// order, until the head; says when the log cannot say what changed (changes pruned,
+    /// a `TRUNCATE`, a database with another history than the index's).
     async fn catch_up(
         &self,
+        applied: &mut Applied,
         client: &Client,
-        changes_after: &Statement,
+        changes_from: &Statement,
     ) -> Result<CaughtUp, StoreError> {
         loop {
             let from = self.status.version();
             let rows = client
-                .query(changes_after, &[&version_param(from), &CHANGES_PER_QUERY])
+                .query(changes_from, &[&version_param(from), &CHANGES_PER_QUERY])
                 .await
                 .map_err(store_error)?;
             let Some(first) = rows.first() else {
                 return Err(store_error("the change log's head is missing"));
             };
             let head = version_of(first.try_get::<_, i64>(0).map_err(store_error)?);
-            let changes = rows
-                .iter()
-                .map(|row| Ok((row.try_get::<_, Option<i64>>(1)?, row)))
-                .filter_map(
-                    |r: Result<_, deadpool_postgres::tokio_postgres::Error>| match r {
-                        Ok((Some(version), row)) => Some(Ok((version_of(version), row))),
-                        Ok((None, _)) => None,
-                        Err(e) => Some(Err(store_error(e))),
-                    },
-                )
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            if head == from && changes.is_empty() {
+            let mut changes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if let Some(version) = row.try_get::<_, Option<i64>>(1).map_err(store_error)? {
+                    changes.push((version_of(version), row));
+                }
+            }
+            // The change the index applied last, if the log still has it, must be the
+            // same change: the same version with another one is another history.
+            let mut pending = &changes[..];
+            if let Some(((version, row), rest)) = changes.split_first() {
+                if *version == from {
+                    if applied
+                        .last
+                        .is_some_and(|last| last != mark_of(*version, row))
+                    {
+                        return Ok(CaughtUp::NeedsReload);
+                    }
+                    pending = rest;
+                }
+            }
+            if head == from && pending.is_empty() {
                 return Ok(CaughtUp::Current);
             }
-            let mut applied = 0;
-            for (version, row) in &changes {
-                if *version != self.status.version() + 1 {
-                    break;
-                }
-                if self.apply(*version, change_from_row(row)).is_err() {
-                    break;
-                }
-                applied += 1;
-            }
-            if applied < changes.len() || changes.is_empty() {
-                // A gap, a change the index cannot take, or a head that moved without a
-                // logged change after ours (pruned, or a database older than the index).
+            if head < from {
                 return Ok(CaughtUp::NeedsReload);
             }
-            if changes.len() < CHANGES_PER_QUERY as usize && self.status.version() >= head {
+            for (version, row) in pending {
+                if *version != self.status.version() + 1
+                    || self.apply(applied, *version, change_from_row(row)).is_err()
+                {
+                    // A gap (changes pruned), or a change the index cannot take.
+                    return Ok(CaughtUp::NeedsReload);
+                }
+            }
+            if pending.is_empty() {
+                // The head moved but the log has nothing after the index's version.
+                return Ok(CaughtUp::NeedsReload);
+            }
+            if self.status.version() >= head {
                 return Ok(CaughtUp::Current);
             }
         }
@@ -174,16 +264,24 @@ impl Replica {
 
     /// Reloads every subscription in one consistent read, within the reload timeout, and
     /// makes the index equal to it, changing only what differs (the index keeps serving
-    /// meanwhile). Call with the index's lock held.
-    pub(super) async fn reload(&self, client: &mut Client) -> Result<(), StoreError> {
+    /// meanwhile). Call with the index's lock held (`applied`).
+    pub(super) async fn reload(
+        &self,
+        applied: &mut Applied,
+        client: &mut Client,
+    ) -> Result<(), StoreError> {
         let limit = self.reload_timeout;
-        let (head, rows) = tokio::time::timeout(limit, self.read_everything(client))
+        let (last, rows) = tokio::time::timeout(limit, self.read_everything(client))
             .await
             .map_err(|_| store_error(TimedOut(limit)))??;
         let mut stored: HashMap<Uuid, Subscription> = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let subscription = subscription_at(row, 0)?;
-            stored.insert(subscription.id(), subscription);
+            match subscription_at(row, 0) {
+                Ok(subscription) => {
+                    stored.insert(subscription.id(), subscription);
+                }
+                Err(error) => self.not_served(row.try_get(0).ok(), &error),
+            }
         }
         drop(rows);
         // What the index holds and the database does not, or holds differently, first;
@@ -198,16 +296,25 @@ impl Replica {
                 }
             }
         }
-        for (_, subscription) in stored {
-            self.index.insert_now(subscription)?;
+        // Oldest first: of two rows with one identity once parsed, the older one is
+        // served, as when they arrive through the log.
+        let mut missing: Vec<Subscription> = stored.into_values().collect();
+        missing.sort_unstable_by_key(|s| (s.created_at(), s.id()));
+        for subscription in missing {
+            let id = subscription.id();
+            if let Err(error) = self.index.insert_now(subscription) {
+                self.not_served(Some(id), &error);
+            }
         }
-        self.status.set_version(head);
+        applied.last = last.id.map(|_| last);
+        self.status.set_version(last.version);
         self.status.count_full_reload();
         Ok(())
     }
 
-    /// Every subscription row and the head version they are as of.
-    async fn read_everything(&self, client: &mut Client) -> Result<(u64, Vec<Row>), StoreError> {
+    /// Every subscription row, and the head version they are as of with the change that
+    /// made it, in one snapshot.
+    async fn read_everything(&self, client: &mut Client) -> Result<(Mark, Vec<Row>), StoreError> {
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -216,31 +323,48 @@ impl Replica {
             .await
             .map_err(store_error)?;
         let head = tx
-            .query_one(&self.sql.head, &[])
+            .query_one(&self.sql.head_change, &[])
             .await
             .map_err(store_error)?;
-        let head = version_of(head.try_get(0).map_err(store_error)?);
+        let last = Mark {
+            version: version_of(head.try_get(0).map_err(store_error)?),
+            operation: head
+                .try_get::<_, Option<i8>>(1)
+                .map_err(store_error)?
+                .unwrap_or_default(),
+            id: head.try_get(2).map_err(store_error)?,
+        };
         let rows = tx.query(&self.sql.all, &[]).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        Ok((head, rows))
+        Ok((last, rows))
     }
 }
 
-/// A logged change back into a [`Change`]; one it cannot read asks for a reload.
+/// A logged change back into a [`Change`].
 fn change_from_row(row: &Row) -> Change {
     let operation: Result<i8, _> = row.try_get(2);
+    let id: Option<Uuid> = row.try_get(3).ok().flatten();
     match operation {
-        Ok(op) if op == b'I' as i8 => {
-            subscription_at(row, 3).map_or(Change::Reload, Change::Insert)
-        }
-        Ok(op) if op == b'D' as i8 => {
-            subscription_at(row, 3).map_or(Change::Reload, Change::Remove)
-        }
+        Ok(INSERTED) => match subscription_at(row, 3) {
+            Ok(subscription) => Change::Insert(subscription),
+            Err(error) => Change::InsertInvalid { id, error },
+        },
+        Ok(REMOVED) => id.map_or(Change::Reload, Change::Remove),
         _ => Change::Reload,
     }
 }
 
-/// The database's `bigint` counter as the index's version (it never goes below zero).
+/// Which change a logged row is.
+fn mark_of(version: u64, row: &Row) -> Mark {
+    Mark {
+        version,
+        operation: row.try_get(2).unwrap_or_default(),
+        id: row.try_get(3).ok().flatten(),
+    }
+}
+
+/// The database's `bigint` counter as the index's version (it starts at zero and only
+/// grows).
 pub(super) fn version_of(stored: i64) -> u64 {
     u64::try_from(stored).unwrap_or_default()
 }

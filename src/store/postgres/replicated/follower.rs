@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::time::Instant;
 
 use deadpool_postgres::tokio_postgres::{
     self, AsyncMessage, Client, Connection, Socket, Statement,
@@ -53,26 +54,27 @@ enum Heard {
 pub(super) struct Session {
     client: Client,
     heard: mpsc::Receiver<Heard>,
-    changes_after: Statement,
+    changes_from: Statement,
 }
 
 impl Replica {
     /// Connects, `LISTEN`s, then brings the index up to the database (the first time by
     /// loading it whole): listening first, so no change falls between.
     pub(super) async fn open_session(&self) -> Result<Session, StoreError> {
-        let (mut client, heard, changes_after) = self.postgres.within(self.listen()).await?;
+        let (mut client, heard, changes_from) = self.postgres.within(self.listen()).await?;
         {
-            let _applying = self.applying.lock().await;
+            let mut applied = self.applying.lock().await;
             if self.status.snapshot().full_reloads == 0 {
-                self.reload(&mut client).await?;
+                self.reload(&mut applied, &mut client).await?;
             } else {
-                self.bring_up_to_date(&mut client, &changes_after).await?;
+                self.bring_up_to_date(&mut applied, &mut client, &changes_from)
+                    .await?;
             }
         }
         Ok(Session {
             client,
             heard,
-            changes_after,
+            changes_from,
         })
     }
 
@@ -88,35 +90,49 @@ impl Replica {
             ))
             .await
             .map_err(store_error)?;
-        let changes_after = client
-            .prepare(self.sql.changes_after())
+        let changes_from = client
+            .prepare(self.sql.changes_from())
             .await
             .map_err(store_error)?;
-        Ok((client, heard, changes_after))
+        Ok((client, heard, changes_from))
     }
 
     /// Follows the database for as long as the store lives (the store aborts this task
     /// when its last handle is dropped).
     pub(super) async fn follow(self: Arc<Self>, mut session: Session) {
         let schema = self.postgres.schema().to_owned();
+        let first_delay = FIRST_RECONNECT_DELAY.min(self.max_reconnect_delay);
+        let mut delay = first_delay;
         loop {
+            let opened = Instant::now();
             let lost = self.run(&mut session).await;
             self.status.lost(&schema, &lost);
             drop(session);
-            let mut delay = FIRST_RECONNECT_DELAY.min(self.max_reconnect_delay);
+            // A session that lived starts the waits over; one that failed soon after it
+            // opened (a database that accepts connections, then drops them) keeps them
+            // growing.
+            if opened.elapsed() > self.max_reconnect_delay {
+                delay = first_delay;
+            }
             session = loop {
                 tokio::time::sleep(delay).await;
-                match self.open_session().await {
+                let opened = self.open_session().await;
+                delay = delay.saturating_mul(2).min(self.max_reconnect_delay);
+                match opened {
                     Ok(session) => break session,
-                    Err(error) => {
-                        tracing::debug!(
-                            schema,
-                            error = %ErrorChain(&error),
-                            retry_in_ms = delay.as_millis() as u64,
-                            "the replicated store could not reconnect yet"
-                        );
-                        delay = (delay * 2).min(self.max_reconnect_delay);
-                    }
+                    // Said once the waits are at their longest: an outage, not a blip.
+                    Err(error) if delay >= self.max_reconnect_delay => tracing::warn!(
+                        schema,
+                        error = %ErrorChain(&error),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "the replicated store still cannot reconnect to the database"
+                    ),
+                    Err(error) => tracing::debug!(
+                        schema,
+                        error = %ErrorChain(&error),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "the replicated store could not reconnect yet"
+                    ),
                 }
             };
             self.status.count_reconnect();
@@ -146,9 +162,9 @@ impl Replica {
                 // The heartbeat: reading the counter also proves the connection lives.
                 Err(_) => {}
             }
-            let _applying = self.applying.lock().await;
+            let mut applied = self.applying.lock().await;
             let caught_up = self
-                .bring_up_to_date(&mut session.client, &session.changes_after)
+                .bring_up_to_date(&mut applied, &mut session.client, &session.changes_from)
                 .await;
             if let Err(error) = caught_up {
                 return error.into();

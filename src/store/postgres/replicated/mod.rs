@@ -37,25 +37,41 @@
 //! [`get`](SubscriptionStore::get), [`search`](SubscriptionStore::search) and
 //! [`count`](SubscriptionStore::count) from it, without a query.
 //!
-//! A trigger on the subscriptions table (schema migration 2) gives every change, made by
-//! whatever writes to the table (this store, [`PostgresStore`], an operator's SQL), the
-//! next value of a change counter, inside the writing transaction: the counter's row
-//! stays locked until commit, so versions are gapless and in commit order. The trigger
-//! logs the change with its row (the last 10,000 changes are kept) and announces its
-//! version with `NOTIFY` on a channel named after the schema, delivered at commit.
+//! Triggers on the subscriptions table (schema migration 2) number every change, made by
+//! whatever writes to the table (this store, [`PostgresStore`], an operator's SQL), with
+//! the next value of a change counter, inside the writing transaction. Each statement
+//! locks the counter's row before anything else and keeps it locked until commit, so
+//! versions are gapless and in commit order, and writers never deadlock on it. Each change
+//! is logged with its row (the last 10,000 changes are kept), and each statement's last
+//! version is announced with `NOTIFY` on a channel named after the schema, delivered at
+//! commit.
 //!
 //! Each instance holds one connection of its own (outside the pool) that `LISTEN`s on
 //! that channel. On a notification it reads the log after the version its index holds
-//! and applies the changes in order; the counter says when one is missing. When the log
-//! cannot say what changed (the instance is more than 10,000 changes behind, or the
-//! table was truncated), it reloads every subscription in one consistent read and
-//! changes in the index only what differs, so the index never empties meanwhile.
+//! and applies the changes in order; the counter says when one is missing. It also reads
+//! the change it applied last again, and when that version now holds another change, the
+//! database has another history than the one the index followed (a failover to a standby
+//! that lacked the last changes, a restored backup). When the log cannot say what changed
+//! (that, more than 10,000 changes behind, or a `TRUNCATE`), it reloads every
+//! subscription in one consistent read and changes in the index only what differs, so the
+//! index never empties meanwhile (a subscription that changed is absent for the moment
+//! between its removal and its insertion).
+//!
+//! A row that cannot be served (not a valid subscription, such as a name a newer version
+//! of this crate knows and this one does not, or a second row with the identity of
+//! another once parsed) is left out of the index with a `WARN` event, and replication goes
+//! on; the database keeps it, so [`PostgresStore`] and a newer instance still see it.
 //!
 //! # Consistency
 //!
 //! - **Own writes** are seen at once: when `insert` or `remove` returns, this instance's
 //!   index has the change (it learns the change's version in the writing transaction and
-//!   applies it, with any changes before it it lacks, before returning).
+//!   applies it, with any changes before it it lacks, read from the log on the same
+//!   connection, before returning). Waiting for the index and reading the log are each
+//!   bounded by the operation timeout; if either fails after the commit, the write still
+//!   succeeds, a `WARN` event says that this index shows it only once the store catches
+//!   up, and the follower does within a heartbeat. The same holds in the rare case that
+//!   the log cannot say what came before (the follower then reloads).
 //! - **Other instances' writes** reach this index after their commit, one notification
 //!   and one query later: about a millisecond on a local network (see the README's
 //!   figures). A notification that never arrives is made up for at the next heartbeat
@@ -65,36 +81,44 @@
 //!   [`ReplicatedStore::status`] turns [`Reconnecting`](ReplicationState::Reconnecting)
 //!   with the time it became stale, and a `WARN` tracing event says so. The loss is
 //!   noticed at once when the connection closes, and within one heartbeat plus the
-//!   operation timeout when it hangs. The store reconnects (after 100 ms, then waits up
-//!   to [`ReplicatedOptions::max_reconnect_delay`] between attempts), `LISTEN`s again
-//!   first, then applies every change made meanwhile, including removals, before it
-//!   reports itself [`Following`](ReplicationState::Following) again (an `INFO` event).
-//!   So an instance is stale for at most as long as it cannot reach the database, plus
-//!   one reconnect delay and the time to catch up.
+//!   operation timeout when it hangs (during a reload, within the
+//!   [reload timeout](ReplicatedOptions::reload_timeout)). The store reconnects (after
+//!   100 ms, each failure doubling the wait up to
+//!   [`ReplicatedOptions::max_reconnect_delay`], from when a `WARN` repeats the reason),
+//!   `LISTEN`s again first, then applies every change made meanwhile, including
+//!   removals, before it reports itself [`Following`](ReplicationState::Following) again
+//!   (an `INFO` event). So an instance is stale for at most as long as it cannot reach
+//!   the database, plus one reconnect delay and the time to catch up.
 //! - Writes need the database: while it is down they fail with
 //!   [`StoreError::Backend`], as on [`PostgresStore`].
 //!
 //! # Cost
 //!
 //! Memory: the index is an [`InMemoryStore`], with its cost per subscription; nothing is
-//! kept per subscription besides it. A write costs a few round trips more than
-//! [`PostgresStore`]'s (a transaction that also reads the counter) and serialises with
-//! the other writes on the database for the moment between the statement and the
-//! commit. Every instance reads each change once from the log.
+//! kept per subscription besides it (a reload holds every row read, and a map of them,
+//! for as long as it compares them with the index). A write costs a few round trips more
+//! than [`PostgresStore`]'s (a transaction that also reads the counter) and serialises
+//! with the other writes on the database from its statement to its commit. Every instance
+//! reads each change once from the log, and the counter once a heartbeat.
 //!
-//! The database role needs, besides what [`PostgresStore`] needs, to update the counter
-//! and write the log (the trigger runs as the writer), and to `LISTEN`.
+//! # Privileges
+//!
+//! The triggers' functions run as their owner (the role that migrated the schema), so a
+//! role that writes subscriptions needs no privilege on the log or the counter. The
+//! replicated store's role also reads them (`SELECT` on `subscription_changes` and
+//! `subscription_changes_head`), and `LISTEN`s, which needs none.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use deadpool_postgres::Client as PooledClient;
+use time::{OffsetDateTime, UtcOffset};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
-use super::rows::store_error;
+use super::rows::{store_error, TimedOut};
 use super::{PostgresOptions, PostgresSetupError, PostgresStore};
 use crate::catalog::EventType;
 use crate::search::{Page, SearchRequest};
@@ -108,7 +132,7 @@ mod status;
 
 pub use status::{ReplicationState, ReplicationStatus};
 
-use changes::{version_of, Change, ChangeStatements};
+use changes::{version_of, Applied, CaughtUp, Change, ChangeStatements};
 use follower::Listener;
 use status::StatusCell;
 
@@ -157,8 +181,9 @@ impl Drop for Handle {
 struct Replica {
     postgres: PostgresStore,
     index: InMemoryStore,
-    /// Serialises every change to the index, so changes apply in version order.
-    applying: tokio::sync::Mutex<()>,
+    /// Serialises every change to the index, so changes apply in version order, and
+    /// keeps what was applied last.
+    applying: tokio::sync::Mutex<Applied>,
     status: StatusCell,
     sql: ChangeStatements,
     listener: Listener,
@@ -314,7 +339,7 @@ impl ReplicatedOptions {
             sql: ChangeStatements::new(postgres.schema()),
             postgres,
             index: index.clone(),
-            applying: tokio::sync::Mutex::new(()),
+            applying: tokio::sync::Mutex::new(Applied::default()),
             status: StatusCell::new(),
             listener,
             heartbeat: self.heartbeat,
@@ -339,61 +364,86 @@ impl ReplicatedOptions {
 
 impl Replica {
     /// Applies the change this instance just committed as `version`, and whatever
-    /// changes before it the index lacks, so the caller reads its own write.
-    async fn apply_own(&self, version: u64, change: Change) {
+    /// changes before it the index lacks (read from the log on the writer's own
+    /// connection), so that the caller reads its own write. Waiting for the index's lock
+    /// and reading the log are each bounded by the operation timeout.
+    async fn apply_own(&self, version: u64, change: Change, client: &PooledClient) {
         if self.status.version() >= version {
             return; // The follower was faster.
         }
-        let _applying = self.applying.lock().await;
-        let at = self.status.version();
-        if at >= version || (at + 1 == version && self.apply(version, change).is_ok()) {
-            return;
-        }
-        // Changes from other instances came between: read them (and ours) from the log.
-        let caught_up = async {
-            let (mut client, statement) = self
+        let limit = self.postgres.operation_timeout();
+        let applied = async {
+            let mut applied = tokio::time::timeout(limit, self.applying.lock())
+                .await
+                .map_err(|_| store_error(TimedOut(limit)))?;
+            let at = self.status.version();
+            if at >= version
+                || (at + 1 == version && self.apply(&mut applied, version, change).is_ok())
+            {
+                return Ok(());
+            }
+            // Changes from other instances came between: read them (and ours) from the log.
+            let statement = self
                 .postgres
                 .within(async {
-                    let client = self.postgres.client().await?;
-                    let statement = client
-                        .prepare_cached(self.sql.changes_after())
+                    client
+                        .prepare_cached(self.sql.changes_from())
                         .await
-                        .map_err(store_error)?;
-                    Ok((client, statement))
+                        .map_err(store_error)
                 })
                 .await?;
-            self.bring_up_to_date(&mut client, &statement).await
+            match self
+                .catch_up_within(&mut applied, client, &statement)
+                .await?
+            {
+                CaughtUp::Current => Ok(()),
+                // Rare (the index was more than the log's length behind, or the table was
+                // truncated): the follower reloads the index within a heartbeat.
+                CaughtUp::NeedsReload => Err(store_error(
+                    "the change log cannot say what changed before this write",
+                )),
+            }
         }
         .await;
-        if let Err(error) = caught_up {
-            // The write is committed; the follower will bring it in once the database
-            // answers again. Until then this instance does not see its own write.
+        if let Err(error) = applied {
+            // The write is committed; the follower brings it into the index once it
+            // catches up. Until then this instance does not see its own write.
             tracing::warn!(
                 schema = self.postgres.schema(),
                 version,
                 error = %ErrorChain(&error),
-                "the replicated store committed a write but could not read the changes \
-                 before it; its index shows the write once it catches up"
+                "the replicated store committed a write but could not bring its index up to it \
+                 at once; the index shows the write once the store catches up"
             );
         }
     }
 }
 
-/// A subscription as PostgreSQL keeps it: `timestamptz` has microseconds, so the index
-/// holds the creation time the database will give back.
+/// A subscription as PostgreSQL gives it back, so that this instance's index holds what
+/// the others load: `timestamptz` is in UTC and counts whole microseconds from
+/// 2000-01-01, the driver cutting what is finer towards that instant.
 fn as_stored(subscription: Subscription) -> Subscription {
-    let created_at = subscription.created_at();
-    let micros = created_at.nanosecond() / 1_000 * 1_000;
-    let created_at: OffsetDateTime = created_at.replace_nanosecond(micros).unwrap_or(created_at);
-    Subscription::from_parts(subscription.id(), subscription.key().clone(), created_at)
+    let created_at = subscription.created_at().to_offset(UtcOffset::UTC);
+    let finer = Duration::from_nanos(u64::from(created_at.nanosecond() % 1_000));
+    let cut = if created_at >= POSTGRES_EPOCH {
+        created_at - finer
+    } else if finer.is_zero() {
+        created_at
+    } else {
+        created_at - finer + Duration::from_micros(1)
+    };
+    Subscription::from_parts(subscription.id(), subscription.key().clone(), cut)
 }
+
+/// PostgreSQL's timestamps count from here.
+const POSTGRES_EPOCH: OffsetDateTime = time::macros::datetime!(2000-01-01 0:00 UTC);
 
 #[async_trait]
 impl SubscriptionStore for ReplicatedStore {
     async fn insert(&self, subscription: Subscription) -> Result<(), StoreError> {
         let replica = &self.inner.replica;
         let subscription = as_stored(subscription);
-        let version = replica
+        let (version, client) = replica
             .postgres
             .within(async {
                 let mut client = replica.postgres.client().await?;
@@ -404,18 +454,18 @@ impl SubscriptionStore for ReplicatedStore {
                     .await
                     .map_err(store_error)?;
                 tx.commit().await.map_err(store_error)?;
-                Ok(version_of(head.try_get(0).map_err(store_error)?))
+                Ok((version_of(head.try_get(0).map_err(store_error)?), client))
             })
             .await?;
         replica
-            .apply_own(version, Change::Insert(subscription))
+            .apply_own(version, Change::Insert(subscription), &client)
             .await;
         Ok(())
     }
 
     async fn remove(&self, key: &SubscriptionKey) -> Result<Subscription, StoreError> {
         let replica = &self.inner.replica;
-        let (removed, version) = replica
+        let (removed, version, client) = replica
             .postgres
             .within(async {
                 let mut client = replica.postgres.client().await?;
@@ -426,11 +476,15 @@ impl SubscriptionStore for ReplicatedStore {
                     .await
                     .map_err(store_error)?;
                 tx.commit().await.map_err(store_error)?;
-                Ok((removed, version_of(head.try_get(0).map_err(store_error)?)))
+                Ok((
+                    removed,
+                    version_of(head.try_get(0).map_err(store_error)?),
+                    client,
+                ))
             })
             .await?;
         replica
-            .apply_own(version, Change::Remove(removed.clone()))
+            .apply_own(version, Change::Remove(removed.id()), &client)
             .await;
         Ok(removed)
     }
