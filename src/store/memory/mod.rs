@@ -314,6 +314,15 @@ impl InMemoryStore {
         read(&self.inner.by_id.0).len() as u64
     }
 
+    /// Whether the store holds exactly `subscription` (same id, identity and creation
+    /// time), without copying it.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn holds_now(&self, subscription: &Subscription) -> bool {
+        read(&self.inner.by_id.0)
+            .get(subscription.id_ref())
+            .is_some_and(|held| *held.0 == *subscription)
+    }
+
     /// Every subscription, in no order: what a resynchronisation compares with the
     /// database. Holds the id index's read lock (writers wait) while it copies the
     /// pointers.

@@ -1,7 +1,9 @@
 //! Bringing the index up to the database: the change log read in order, or, when the log
 //! cannot say what changed, a whole reload compared with the index.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+
+use futures_util::TryStreamExt;
 
 use deadpool_postgres::tokio_postgres::{Client, IsolationLevel, Row, Statement};
 use uuid::Uuid;
@@ -36,12 +38,15 @@ impl ChangeStatements {
         let schema = quote_identifier(schema);
         ChangeStatements {
             head: format!("SELECT version FROM {schema}.subscription_changes_head"),
+            // The head as a scalar subquery, read once: joined as a table, its row count
+            // multiplied the plan's estimated cost.
             changes_from: format!(
-                "SELECT h.version, c.version, c.operation, c.id, c.entity_type_name, \
-                 c.action_name, c.endpoint, c.template_name, c.created_at \
-                 FROM {schema}.subscription_changes_head h LEFT JOIN LATERAL \
+                "SELECT (SELECT version FROM {schema}.subscription_changes_head), c.version, \
+                 c.operation, c.id, c.entity_type_name, c.action_name, c.endpoint, \
+                 c.template_name, c.created_at \
+                 FROM (VALUES (true)) AS always (x) LEFT JOIN LATERAL \
                  (SELECT * FROM {schema}.subscription_changes WHERE version >= $1 \
-                  ORDER BY version LIMIT $2) c ON true ORDER BY c.version"
+                  ORDER BY version LIMIT $2) c ON always.x ORDER BY c.version"
             ),
             head_change: format!(
                 "SELECT h.version, c.operation, c.id FROM {schema}.subscription_changes_head h \
@@ -49,7 +54,7 @@ impl ChangeStatements {
             ),
             all: format!(
                 "SELECT id, entity_type_name, action_name, endpoint, template_name, created_at \
-                 FROM {schema}.subscriptions"
+                 FROM {schema}.subscriptions ORDER BY created_at, id"
             ),
         }
     }
@@ -265,45 +270,43 @@ impl Replica {
     /// Reloads every subscription in one consistent read, within the reload timeout, and
     /// makes the index equal to it, changing only what differs (the index keeps serving
     /// meanwhile). Call with the index's lock held (`applied`).
+    ///
+    /// The rows are streamed, oldest first, and never held together: each is compared
+    /// with the index as it arrives, and only those the index lacks are kept until the
+    /// read is over (into an empty index, at start, they go straight in).
     pub(super) async fn reload(
         &self,
         applied: &mut Applied,
         client: &mut Client,
     ) -> Result<(), StoreError> {
         let limit = self.reload_timeout;
-        let (last, rows) = tokio::time::timeout(limit, self.read_everything(client))
-            .await
-            .map_err(|_| store_error(TimedOut(limit)))??;
-        let mut stored: HashMap<Uuid, Subscription> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            match subscription_at(row, 0) {
-                Ok(subscription) => {
-                    stored.insert(subscription.id(), subscription);
+        let straight_in = self.index.count_now() == 0;
+        let mut seen: HashSet<Uuid> = HashSet::new();
+        let mut missing: Vec<Subscription> = Vec::new();
+        let last = tokio::time::timeout(
+            limit,
+            self.read_everything(client, |subscription| {
+                if straight_in {
+                    self.insert_or_warn(subscription);
+                } else if self.index.holds_now(&subscription) {
+                    seen.insert(subscription.id());
+                } else {
+                    missing.push(subscription);
                 }
-                Err(error) => self.not_served(row.try_get(0).ok(), &error),
-            }
-        }
-        drop(rows);
-        // What the index holds and the database does not, or holds differently, first;
-        // then what it lacks, so that a changed identity never meets itself.
-        for held in self.index.all_now() {
-            match stored.get(&held.id()) {
-                Some(same) if same == &*held => {
-                    stored.remove(&held.id());
-                }
-                _ => {
+            }),
+        )
+        .await
+        .map_err(|_| store_error(TimedOut(limit)))??;
+        if !straight_in {
+            // What the index holds and the database does not, or holds differently,
+            // first; then what it lacks, so that a changed identity never meets itself.
+            for held in self.index.all_now() {
+                if !seen.contains(held.id_ref()) {
                     let _ = self.index.remove_now(held.key());
                 }
             }
-        }
-        // Oldest first: of two rows with one identity once parsed, the older one is
-        // served, as when they arrive through the log.
-        let mut missing: Vec<Subscription> = stored.into_values().collect();
-        missing.sort_unstable_by_key(|s| (s.created_at(), s.id()));
-        for subscription in missing {
-            let id = subscription.id();
-            if let Err(error) = self.index.insert_now(subscription) {
-                self.not_served(Some(id), &error);
+            for subscription in missing {
+                self.insert_or_warn(subscription);
             }
         }
         applied.last = last.id.map(|_| last);
@@ -312,9 +315,23 @@ impl Replica {
         Ok(())
     }
 
-    /// Every subscription row, and the head version they are as of with the change that
-    /// made it, in one snapshot.
-    async fn read_everything(&self, client: &mut Client) -> Result<(Mark, Vec<Row>), StoreError> {
+    /// Into the index; of two rows with one identity once parsed, the first one in (the
+    /// older one, as when they arrive through the log) is served.
+    fn insert_or_warn(&self, subscription: Subscription) {
+        let id = subscription.id();
+        if let Err(error) = self.index.insert_now(subscription) {
+            self.not_served(Some(id), &error);
+        }
+    }
+
+    /// Every subscription, oldest first, to `each`, and the head version they are as of
+    /// with the change that made it, in one snapshot. A row that is not a valid
+    /// subscription is left out with a warning.
+    async fn read_everything(
+        &self,
+        client: &mut Client,
+        mut each: impl FnMut(Subscription),
+    ) -> Result<Mark, StoreError> {
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -334,9 +351,19 @@ impl Replica {
                 .unwrap_or_default(),
             id: head.try_get(2).map_err(store_error)?,
         };
-        let rows = tx.query(&self.sql.all, &[]).await.map_err(store_error)?;
+        let rows = tx
+            .query_raw(&self.sql.all, std::iter::empty::<i64>())
+            .await
+            .map_err(store_error)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(store_error)? {
+            match subscription_at(&row, 0) {
+                Ok(subscription) => each(subscription),
+                Err(error) => self.not_served(row.try_get(0).ok(), &error),
+            }
+        }
         tx.commit().await.map_err(store_error)?;
-        Ok((last, rows))
+        Ok(last)
     }
 }
 
