@@ -34,8 +34,8 @@
 //!
 //! The subscriptions are loaded into PostgreSQL with the change trigger disabled, in one
 //! transaction: a replicated store loads its index whole when it connects, so the log of
-//! those changes would never be read, and the trigger costs a few tenths of a
-//! millisecond per row in a bulk statement (benches/README.md says why). Then the
+//! those changes would never be read, and the trigger writes the counter and the log for
+//! every row, which would make the load several times longer. Then the
 //! subscriptions are `ANALYZE`d, as autovacuum would after such a load.
 
 mod common;
