@@ -53,7 +53,7 @@
 //! | `axum`    | `api::router`: BioT's HTTP surface ([`api::Api`]) as an axum 0.8 `Router` |
 //! | `tower`   | [`api::Api`] as a `tower_service::Service`, so any hyper or tower server mounts it |
 //! | `http-notifier` | `notifier::http_notifier::HttpNotifier` (also at the root): delivery over HTTP(S) with reqwest and rustls, resolved addresses vetted against the endpoint policy |
-//! | `postgres` | `store::postgres::PostgresStore`: subscriptions in PostgreSQL, shared by dispatcher instances (tokio-postgres + deadpool; TLS by libpq's `sslmode`, rustls on ring) |
+//! | `postgres` | subscriptions in PostgreSQL, shared by dispatcher instances: `store::postgres::ReplicatedStore` (matched from each instance's memory, kept current through `LISTEN`/`NOTIFY`) and `store::postgres::PostgresStore` (a query per lookup) (tokio-postgres + deadpool; TLS by libpq's `sslmode`, rustls on ring) |
 //! | `engine` | `delivery::DeliveryEngine`: bounded, isolated, fire-and-forget delivery on the host's tokio runtime (per-endpoint backlogs and circuit breakers, opt-in retries, graceful shutdown) |
 //! | `metrics` | the engine's counters, gauges and histogram through the `metrics` facade (implies `engine`) |
 //! | `jwt` | [`token`]: BioT's RS512 tokens: a verifier, a signing token provider, an API authorizer, the plugin kit (on `jsonwebtoken` and `ring`, no OpenSSL) |
