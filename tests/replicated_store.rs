@@ -700,7 +700,7 @@ async fn changes_made_while_an_instance_is_cut_off_all_reach_it_after_it_reconne
     assert!(
         logged
             .iter()
-            .any(|line| line.contains("WARN") && line.contains("lost its connection")),
+            .any(|line| line.contains("WARN") && line.contains("stopped following the database")),
         "no WARN for the lost connection: {logged:#?}"
     );
     assert!(

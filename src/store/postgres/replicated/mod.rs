@@ -109,11 +109,13 @@
 //! `subscription_changes_head`), and `LISTEN`s, which needs none.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Client as PooledClient;
+use futures_util::FutureExt;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
@@ -124,7 +126,7 @@ use crate::catalog::EventType;
 use crate::search::{Page, SearchRequest};
 use crate::store::{InMemoryStore, StoreError, SubscriptionStore};
 use crate::subscription::{Subscription, SubscriptionKey};
-use crate::wire_error::ErrorChain;
+use crate::wire_error::{BoxError, ErrorChain};
 
 mod changes;
 mod follower;
@@ -351,7 +353,7 @@ impl ReplicatedOptions {
             .await
             .map_err(PostgresSetupError::Store)?;
         replica.status.following(replica.postgres.schema());
-        let follower = tokio::spawn(Arc::clone(&replica).follow(session)).abort_handle();
+        let follower = tokio::spawn(Arc::clone(&replica).supervise(session)).abort_handle();
         Ok(ReplicatedStore {
             inner: Arc::new(Handle {
                 index,
@@ -363,6 +365,21 @@ impl ReplicatedOptions {
 }
 
 impl Replica {
+    /// Runs the follower; should it ever panic (a bug), the index is reported stale for
+    /// good, so that a health check sees it, rather than silently frozen.
+    async fn supervise(self: Arc<Self>, session: follower::Session) {
+        let followed = AssertUnwindSafe(Arc::clone(&self).follow(session))
+            .catch_unwind()
+            .await;
+        if followed.is_err() {
+            let why: BoxError = "the follower task panicked; the index no longer follows the \
+                                 database (a bug: please report it)"
+                .into();
+            tracing::error!(schema = self.postgres.schema(), "{why}");
+            self.status.lost(self.postgres.schema(), &why);
+        }
+    }
+
     /// Applies the change this instance just committed as `version`, and whatever
     /// changes before it the index lacks (read from the log on the writer's own
     /// connection), so that the caller reads its own write. Waiting for the index's lock

@@ -126,8 +126,9 @@ impl StatusCell {
                 schema,
                 version = self.version(),
                 error = %ErrorChain(why.as_ref()),
-                "the replicated store lost its connection to the database; matching serves the \
-                 last known subscriptions until it reconnects and resynchronises"
+                "the replicated store stopped following the database (its connection was lost \
+                 or a read failed); matching serves the last known subscriptions until it \
+                 reconnects and resynchronises"
             );
         }
     }
