@@ -8,6 +8,8 @@
 //! Skipped, with a message, when `DATABASE_URL` is not set. Works in a schema of its own
 //! (`biot_bench`), made afresh and dropped at the end.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -23,7 +25,6 @@ use uuid::Uuid;
 
 const SCHEMA: &str = "biot_bench";
 const SUBSCRIPTIONS: usize = 100_000;
-const BATCH: usize = 10_000;
 
 fn main() {
     let Ok(url) = std::env::var("DATABASE_URL") else {
@@ -152,39 +153,7 @@ async fn load(url: &str) -> PostgresStore {
     subscriptions.push(Subscription::new(pump));
 
     let client = store.pool().get().await.unwrap();
-    let insert = format!(
-        "INSERT INTO {SCHEMA}.subscriptions \
-         (id, entity_type_name, action_name, endpoint, template_name, template_name_folded, created_at) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])"
-    );
-    for batch in subscriptions.chunks(BATCH) {
-        let ids: Vec<Uuid> = batch.iter().map(Subscription::id).collect();
-        let entities: Vec<&str> = batch
-            .iter()
-            .map(|s| s.event_type().entity_type().as_str())
-            .collect();
-        let actions: Vec<&str> = batch
-            .iter()
-            .map(|s| s.event_type().action().as_str())
-            .collect();
-        let endpoints: Vec<&str> = batch.iter().map(|s| s.endpoint().as_str()).collect();
-        let templates: Vec<Option<&str>> = batch
-            .iter()
-            .map(|s| s.template_name().map(|t| t.as_str()))
-            .collect();
-        let folded: Vec<Option<String>> =
-            templates.iter().map(|t| t.map(str::to_lowercase)).collect();
-        let created: Vec<OffsetDateTime> = batch.iter().map(Subscription::created_at).collect();
-        client
-            .execute(
-                &insert,
-                &[
-                    &ids, &entities, &actions, &endpoints, &templates, &folded, &created,
-                ],
-            )
-            .await
-            .expect("bulk insert");
-    }
+    common::postgres::bulk_insert(&client, SCHEMA, &subscriptions).await;
     client
         .batch_execute(&format!("ANALYZE {SCHEMA}.subscriptions"))
         .await

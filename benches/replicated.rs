@@ -61,7 +61,6 @@ const SCHEMA: &str = "biot_bench_replicated";
 /// A schema with no subscription: what a replicated store costs before its index.
 const EMPTY_SCHEMA: &str = "biot_bench_replicated_empty";
 /// Rows per bulk insert while loading.
-const BATCH: usize = 10_000;
 /// Subscriptions on `patient/_create` per template: what `matching` finds.
 const PER_TEMPLATE: usize = 100;
 /// How long B may take to see a change before the bench gives up on that one.
@@ -321,38 +320,7 @@ async fn load(url: &str, subscriptions: usize) -> (PostgresStore, Vec<Subscripti
     ))
     .await
     .unwrap();
-    let insert = format!(
-        "INSERT INTO {SCHEMA}.subscriptions \
-         (id, entity_type_name, action_name, endpoint, template_name, template_name_folded, created_at) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])"
-    );
-    for batch in all.chunks(BATCH) {
-        let ids: Vec<Uuid> = batch.iter().map(Subscription::id).collect();
-        let entities: Vec<&str> = batch
-            .iter()
-            .map(|s| s.event_type().entity_type().as_str())
-            .collect();
-        let actions: Vec<&str> = batch
-            .iter()
-            .map(|s| s.event_type().action().as_str())
-            .collect();
-        let endpoints: Vec<&str> = batch.iter().map(|s| s.endpoint().as_str()).collect();
-        let templates: Vec<Option<&str>> = batch
-            .iter()
-            .map(|s| s.template_name().map(|t| t.as_str()))
-            .collect();
-        let folded: Vec<Option<String>> =
-            templates.iter().map(|t| t.map(str::to_lowercase)).collect();
-        let created: Vec<OffsetDateTime> = batch.iter().map(Subscription::created_at).collect();
-        tx.execute(
-            &insert,
-            &[
-                &ids, &entities, &actions, &endpoints, &templates, &folded, &created,
-            ],
-        )
-        .await
-        .expect("bulk insert");
-    }
+    common::postgres::bulk_insert(&tx, SCHEMA, &all).await;
     tx.batch_execute(&format!(
         "ALTER TABLE {SCHEMA}.subscriptions ENABLE TRIGGER subscription_changes_row"
     ))

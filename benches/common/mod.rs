@@ -4,6 +4,9 @@
 // Each bench uses only part of this module.
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 use std::future::Future;
 use std::ops::Range;
 use std::time::{Duration, Instant};
