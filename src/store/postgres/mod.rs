@@ -48,9 +48,9 @@
 //!   so that case-insensitive search does not depend on the database's locale.
 //! - `subscription_changes_head(version)`, one row: the change counter, and
 //!   `subscription_changes(version, operation, the row's columns, changed_at)`: the last
-//!   10,000 changes. A trigger on `subscriptions` numbers and logs every change inside
-//!   the writing transaction and announces it with `NOTIFY` on a channel named after the
-//!   schema (see [`replicated`]); it costs a write an update of the counter's row, which
+//!   10,000 changes. Triggers on `subscriptions` number and log every change inside
+//!   the writing transaction and announce it with `NOTIFY` on a channel named after the
+//!   schema (see [`replicated`]); they cost a write an update of the counter's row, which
 //!   serialises writers from the statement to the commit.
 //! - `schema_migrations(version, applied_at)`: the migrations applied.
 //!
@@ -88,7 +88,7 @@
 //! | `sslmode` | TLS | the server's certificate |
 //! | --- | --- | --- |
 //! | `disable` | never | - |
-//! | `prefer` (the default) | if the server offers it, else plain | not checked* |
+//! | `prefer` (the default) | if the server offers it, else plain (a failed handshake fails the connection, where libpq would retry in plain) | not checked* |
 //! | `require` | always | not checked* |
 //! | `verify-ca` | always | chains to a root; any host name |
 //! | `verify-full` | always | chains to a root and is for the URL's `host` |
@@ -193,7 +193,7 @@ impl PostgresStore {
         Self::options().with_pool(pool).await
     }
 
-    /// Options for a store: schema, operation timeout, pool size.
+    /// Options for a store: schema, operation timeout, pool size, TLS roots.
     pub fn options() -> PostgresOptions {
         PostgresOptions::new()
     }

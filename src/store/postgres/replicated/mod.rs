@@ -82,13 +82,16 @@
 //!   with the time it became stale, and a `WARN` tracing event says so. The loss is
 //!   noticed at once when the connection closes, and within one heartbeat plus the
 //!   operation timeout when it hangs (during a reload, within the
-//!   [reload timeout](ReplicatedOptions::reload_timeout)). The store reconnects (after
+//!   [reload timeout](ReplicatedOptions::reload_timeout)). The store reconnects after
 //!   100 ms, each failure doubling the wait up to
-//!   [`ReplicatedOptions::max_reconnect_delay`], from when a `WARN` repeats the reason),
-//!   `LISTEN`s again first, then applies every change made meanwhile, including
-//!   removals, before it reports itself [`Following`](ReplicationState::Following) again
-//!   (an `INFO` event). So an instance is stale for at most as long as it cannot reach
-//!   the database, plus one reconnect delay and the time to catch up.
+//!   [`ReplicatedOptions::max_reconnect_delay`] (5 s unless set; from then on a `WARN`
+//!   repeats the reason); a session that fails soon after it opened keeps the waits
+//!   growing rather than starting them over. It `LISTEN`s again first, then applies
+//!   every change made meanwhile, including removals, before it reports itself
+//!   [`Following`](ReplicationState::Following) again (an `INFO` event). So an instance
+//!   is stale for at most as long as it cannot reach the database, plus the time to
+//!   notice (at once when the connection closes; one heartbeat and one operation timeout
+//!   when it hangs), one reconnect delay and the time to catch up.
 //! - Writes need the database: while it is down they fail with
 //!   [`StoreError::Backend`], as on [`PostgresStore`].
 //!
@@ -99,7 +102,8 @@
 //! for as long as it compares them with the index). A write costs a few round trips more
 //! than [`PostgresStore`]'s (a transaction that also reads the counter) and serialises
 //! with the other writes on the database from its statement to its commit. Every instance
-//! reads each change once from the log, and the counter once a heartbeat.
+//! reads each change once from the log (and, with each read, the change it applied last
+//! again, to check it), and the counter once a heartbeat.
 //!
 //! # Privileges
 //!
@@ -205,8 +209,8 @@ impl ReplicatedStore {
         Self::options().connect(url).await
     }
 
-    /// Options: the PostgreSQL ones (schema, timeout, pool size), the heartbeat and the
-    /// reconnect delay.
+    /// Options: the PostgreSQL ones (schema, operation timeout, pool size, TLS roots), the
+    /// heartbeat, the reconnect delay and the reload timeout.
     pub fn options() -> ReplicatedOptions {
         ReplicatedOptions::new()
     }
