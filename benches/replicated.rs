@@ -685,8 +685,9 @@ async fn log_query(store: &ReplicatedStore, rounds: usize) -> Vec<Duration> {
         samples.push(started.elapsed());
         assert_eq!(
             rows.len(),
-            1,
-            "one change after the version before the head"
+            2,
+            "the change at the version before the head (read again, as the store does to \
+             check it) and the one after it"
         );
     }
     samples
