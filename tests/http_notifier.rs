@@ -513,3 +513,58 @@ fn the_notifier_is_shareable_across_tasks() {
         .build()
         .unwrap();
 }
+
+/// A keep-alive plugin (hyper) that answers `200` with `body`, counting the connections it
+/// accepts.
+async fn keep_alive_receiver(body: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    use hyper_util::rt::TokioIo;
+
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| async move {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, connections)
+}
+
+/// The notifier never reads a plugin's answer; a short one (here 0 and 17 bytes) arrives
+/// with the headers, so dropping it unread still leaves the connection reusable.
+#[tokio::test]
+async fn deliveries_to_a_plugin_that_answers_with_a_short_body_reuse_their_connection() {
+    for body in ["", "{\"received\":true}"] {
+        let (address, connections) = keep_alive_receiver(body).await;
+        let notifier = HttpNotifier::builder()
+            .endpoint_policy(EndpointPolicy::local_development())
+            .build()
+            .unwrap();
+        let endpoint = endpoint(&format!("http://{address}/hook"));
+        for _ in 0..20 {
+            notifier.notify(&endpoint, &prepared()).await.unwrap();
+        }
+        // One, but for a connection that goes back to the pool a moment after the next
+        // delivery already opened another; a body that closed each would make 20.
+        let opened = connections.load(Ordering::SeqCst);
+        assert!(
+            opened <= 3,
+            "20 deliveries, one after the other, to a plugin answering {body:?}, opened \
+             {opened} connections"
+        );
+    }
+}

@@ -270,8 +270,10 @@ impl Notifier for HttpNotifier {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| retry_after(value, SystemTime::now()));
-        // The plugin's answer is ignored (as BioT ignores it), so the body is never read:
-        // dropping the response closes the connection rather than drain an unbounded body.
+        // The plugin's answer is ignored (as BioT ignores it), so the body is never read.
+        // A short body arrives with the headers and the connection stays reusable
+        // (tests/http_notifier.rs); a longer one is not drained: dropping the response
+        // closes the connection rather than wait on an unbounded body.
         drop(response);
         if status.is_success() {
             Ok(())
