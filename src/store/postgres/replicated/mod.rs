@@ -118,7 +118,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Client as PooledClient;
+use deadpool_postgres::{Client as PooledClient, Transaction as PooledTransaction};
 use futures_util::FutureExt;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::task::AbortHandle;
@@ -284,7 +284,7 @@ impl ReplicatedOptions {
     }
 
     /// The PostgreSQL options: schema, operation timeout (which also bounds each query
-    /// of the listening connection), pool size.
+    /// of the listening connection), pool size, TLS roots.
     pub fn postgres(mut self, options: PostgresOptions) -> Self {
         self.postgres = options;
         self
@@ -323,20 +323,14 @@ impl ReplicatedOptions {
     /// the listening connection cannot be made within the operation timeout, or the index
     /// cannot be loaded within the reload timeout.
     pub async fn connect(self, url: &str) -> Result<ReplicatedStore, PostgresSetupError> {
-        if self.heartbeat.is_zero() {
-            return Err(PostgresSetupError::Zero {
-                option: "heartbeat",
-            });
-        }
-        if self.max_reconnect_delay.is_zero() {
-            return Err(PostgresSetupError::Zero {
-                option: "max_reconnect_delay",
-            });
-        }
-        if self.reload_timeout.is_zero() {
-            return Err(PostgresSetupError::Zero {
-                option: "reload_timeout",
-            });
+        for (value, option) in [
+            (self.heartbeat, "heartbeat"),
+            (self.max_reconnect_delay, "max_reconnect_delay"),
+            (self.reload_timeout, "reload_timeout"),
+        ] {
+            if value.is_zero() {
+                return Err(PostgresSetupError::Zero { option });
+            }
         }
         let listener = Listener::new(self.postgres.connection_settings(url)?);
         let postgres = self.postgres.connect(url).await?;
@@ -382,6 +376,17 @@ impl Replica {
             tracing::error!(schema = self.postgres.schema(), "{why}");
             self.status.lost(self.postgres.schema(), &why);
         }
+    }
+
+    /// Commits a write, first reading the version the triggers gave it: the counter's
+    /// row is this transaction's own until the commit, so no other write can share it.
+    async fn commit_counted(&self, tx: PooledTransaction<'_>) -> Result<u64, StoreError> {
+        let head = tx
+            .query_one(&self.sql.head, &[])
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(version_of(head.try_get(0).map_err(store_error)?))
     }
 
     /// Applies the change this instance just committed as `version`, and whatever
@@ -470,12 +475,8 @@ impl SubscriptionStore for ReplicatedStore {
                 let mut client = replica.postgres.client().await?;
                 let tx = client.transaction().await.map_err(store_error)?;
                 replica.postgres.insert_on(&tx, &subscription).await?;
-                let head = tx
-                    .query_one(&replica.sql.head, &[])
-                    .await
-                    .map_err(store_error)?;
-                tx.commit().await.map_err(store_error)?;
-                Ok((version_of(head.try_get(0).map_err(store_error)?), client))
+                let version = replica.commit_counted(tx).await?;
+                Ok((version, client))
             })
             .await?;
         replica
@@ -492,16 +493,8 @@ impl SubscriptionStore for ReplicatedStore {
                 let mut client = replica.postgres.client().await?;
                 let tx = client.transaction().await.map_err(store_error)?;
                 let removed = replica.postgres.remove_on(&tx, key).await?;
-                let head = tx
-                    .query_one(&replica.sql.head, &[])
-                    .await
-                    .map_err(store_error)?;
-                tx.commit().await.map_err(store_error)?;
-                Ok((
-                    removed,
-                    version_of(head.try_get(0).map_err(store_error)?),
-                    client,
-                ))
+                let version = replica.commit_counted(tx).await?;
+                Ok((removed, version, client))
             })
             .await?;
         replica
