@@ -173,6 +173,19 @@ async fn kill_connections_of(admin: &PostgresStore, name: &str) -> u64 {
         .len() as u64
 }
 
+/// Kills the connections of the instance named `name` every few milliseconds, through
+/// `admin`, until the returned task is aborted: the instance stays cut off even when it
+/// reconnects in between.
+fn keep_cutting_off(admin: &ReplicatedStore, name: &str) -> tokio::task::JoinHandle<()> {
+    let (admin, name) = (admin.clone(), name.to_owned());
+    tokio::spawn(async move {
+        loop {
+            kill_connections_of(admin.postgres(), &name).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------
 // One instance.
 
@@ -653,16 +666,7 @@ async fn changes_made_while_an_instance_is_cut_off_all_reach_it_after_it_reconne
         b.status().state == ReplicationState::Reconnecting
     })
     .await;
-    let keep_cut = {
-        let a = a.clone();
-        let b_name = b_name.clone();
-        tokio::spawn(async move {
-            loop {
-                kill_connections_of(a.postgres(), &b_name).await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let keep_cut = keep_cutting_off(&a, &b_name);
     // While cut off, B serves the last index it knew.
     assert_eq!(matched(&b).await, ["https://gone.example.com/"]);
     let made: Vec<Subscription> = (0..5)
@@ -718,15 +722,7 @@ async fn an_instance_further_behind_than_the_change_log_reloads_when_it_reconnec
     let _server = SERVER.read().await;
     let (a, b, schema) = two_instances().await;
     let b_name = format!("{schema}_b");
-    let keep_cut = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            loop {
-                kill_connections_of(a.postgres(), &b_name).await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let keep_cut = keep_cutting_off(&a, &b_name);
     eventually("B notices it lost its connection", || async {
         !b.status().is_following()
     })

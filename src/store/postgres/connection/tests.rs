@@ -184,12 +184,7 @@ fn key_value_malformed_is_an_invalid_url_that_does_not_repeat_it() {
             matches!(err, PostgresSetupError::InvalidUrl { .. }),
             "{err:?}"
         );
-        let mut chain = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(next) = source {
-            chain.push_str(&next.to_string());
-            source = next.source();
-        }
+        let chain = crate::wire_error::ErrorChain(&err).to_string();
         assert!(!chain.contains("secret-pw"), "{chain}");
     }
 }
